@@ -1,0 +1,3 @@
+from cifartui.cli import main
+
+raise SystemExit(main())

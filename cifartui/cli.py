@@ -1,0 +1,204 @@
+"""Command line: ``cifartui`` (the app), ``--headless train``, ``runs``, ``show``.
+
+Heavy imports (torch, timm, textual) happen inside the commands that need them, so ``cifartui runs``
+answers at once and the app paints its first frame before torch is loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from cifartui.errors import UserError
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse exits 2 too; keep its message short
+        self.print_usage(sys.stderr)
+        print(f"error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="cifartui", description="Train timm image classifiers from the terminal and browse the runs.")
+    p.add_argument("--headless", action="store_true", help="no app: run a command (train) with plain/Rich output")
+    p.add_argument("--config", metavar="FILE", help="open the app with this config loaded")
+    p.add_argument("--run", metavar="RUN", help="open the app on this run")
+    p.add_argument("--root", metavar="DIR", default=None, help="output root holding the runs (default ./runs)")
+    p.add_argument("--debug", action="store_true", help="show Python tracebacks")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser)
+
+    t = sub.add_parser("train", help="train from a YAML config (headless)")
+    t.add_argument("config", nargs="?", help="config YAML (optional with --resume: the run's own config)")
+    t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a config value, e.g. --set train.lr=3e-4 (repeatable)")
+    t.add_argument("--resume", metavar="RUN", help="continue a stopped or crashed run from its last.pt")
+    t.add_argument("--root", dest="sub_root", metavar="DIR", help="output root to find --resume runs in")
+
+    r = sub.add_parser("runs", help="list the runs under the output root")
+    r.add_argument("--root", dest="sub_root", metavar="DIR")
+    r.add_argument("--json", action="store_true", help="print JSON")
+
+    s = sub.add_parser("show", help="summary of one run: metrics, per-class accuracy, confused pairs")
+    s.add_argument("run", metavar="RUN", help="run folder, id, or unique id prefix")
+    s.add_argument("--root", dest="sub_root", metavar="DIR")
+    s.add_argument("--json", action="store_true", help="print JSON")
+    return p
+
+
+def _root(args) -> str:
+    return getattr(args, "sub_root", None) or args.root or "runs"
+
+
+def cmd_train(args) -> int:
+    from cifartui import config as config_mod
+    from cifartui.headless import run_headless
+    from cifartui.store import resolve_run
+
+    if args.resume:
+        run_dir = resolve_run(args.resume, _root(args))
+        from cifartui.session import resume_config
+
+        cfg = resume_config(run_dir, args.overrides, args.config)
+        if not (run_dir / "last.pt").exists():
+            raise UserError(f"--resume: {run_dir} has no last.pt (it ended before its first save); start a new run instead.")
+        return run_headless(cfg, resume_dir=run_dir)
+    if not args.config:
+        raise UserError("train: give a config YAML (see configs/), e.g. cifartui --headless train configs/demo.yaml")
+    cfg = config_mod.load(args.config, args.overrides)
+    if args.root or args.sub_root:
+        cfg = cfg.with_overrides(**{"output.root": _root(args)})
+    from cifartui.core.preflight import preflight
+
+    preflight(cfg)
+    return run_headless(cfg)
+
+
+def cmd_runs(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from cifartui.store import list_runs
+
+    runs = list_runs(_root(args))
+    if args.json:
+        print(json.dumps([r.to_dict() for r in runs], indent=1))
+        return 0
+    if not runs:
+        print(f"no runs under {_root(args)}")
+        return 0
+    table = Table(title=f"runs in {_root(args)}")
+    for col in ("id", "status", "epochs", "best val", "test", "model", "data"):
+        table.add_column(col)
+    pct = lambda v: f"{100 * v:.2f}%" if v is not None else "-"  # noqa: E731
+    for r in runs:
+        table.add_row(r.id, r.status, f"{r.epochs_done}/{r.epochs}", pct(r.best_val_acc), pct(r.test_acc), r.model, r.dataset)
+    Console().print(table)
+    return 0
+
+
+def show_data(run_dir: Path) -> dict:
+    """What `show` prints, as data (also the JSON form)."""
+    from cifartui.core import metrics
+    from cifartui.store import evaluations, load_classes, load_evaluation, read_events, read_run
+
+    summary = read_run(run_dir)
+    events, _ = read_events(run_dir / "events.jsonl")
+    names = load_classes(run_dir)
+    evals = evaluations(events)
+    chosen = next((e for e in reversed(evals) if e["split"] == "test"), evals[-1] if evals else None)
+    out = summary.to_dict()
+    out["config"] = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").exists() else ""
+    out["epochs_table"] = [e for e in events if e["type"] == "epoch"]
+    out["evaluation"] = None
+    out["per_class_acc"], out["confused_pairs"] = {}, []
+    if chosen is not None:
+        conf = load_evaluation(run_dir, chosen["file"])["confusion"]
+        name = lambda i: names[i] if i < len(names) else str(i)  # noqa: E731
+        acc = metrics.per_class_accuracy(conf)
+        out["evaluation"] = {k: chosen.get(k) for k in ("split", "epoch", "top1", "top5", "loss", "num_samples")}
+        out["per_class_acc"] = {name(i): float(a) for i, a in enumerate(acc) if a == a}
+        out["confused_pairs"] = [{"true": name(p.true), "pred": name(p.pred), "count": p.count, "share": p.share,
+                                  "reverse": p.reverse} for p in metrics.most_confused(conf, 10)]
+    return out
+
+
+def cmd_show(args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from cifartui.store import resolve_run
+
+    run_dir = resolve_run(args.run, _root(args))
+    data = show_data(run_dir)
+    if args.json:
+        data = {k: v for k, v in data.items() if k != "epochs_table"}
+        print(json.dumps(data, indent=1, default=str))
+        return 0
+    con = Console()
+    pct = lambda v: f"{100 * v:.2f}%" if v is not None else "-"  # noqa: E731
+    con.print(f"[bold]{data['id']}[/]  {data['status']}  {data['model']} on {data['dataset']}  "
+              f"epochs {data['epochs_done']}/{data['epochs']}  best val {pct(data['best_val_acc'])} "
+              f"(epoch {data['best_epoch']})  test {pct(data['test_acc'])}")
+    if data["reason"]:
+        con.print(f"  {data['reason']}", markup=False)
+    ev = data["evaluation"]
+    if ev is None:
+        con.print("no evaluation recorded yet")
+        return 0
+    con.print(f"\nper-class accuracy on {ev['split']} (epoch {ev['epoch']}, {ev['num_samples']} images):")
+    ranked = sorted(data["per_class_acc"].items(), key=lambda kv: -kv[1])
+    table = Table(show_header=True)
+    table.add_column("best classes")
+    table.add_column("acc", justify="right")
+    table.add_column("worst classes")
+    table.add_column("acc", justify="right")
+    for (bn, ba), (wn, wa) in zip(ranked[:5], list(reversed(ranked))[:5]):
+        table.add_row(bn, pct(ba), wn, pct(wa))
+    con.print(table)
+    pairs = Table(title="most confused pairs (true -> predicted)")
+    for col in ("true", "predicted", "count", "share of true", "reverse"):
+        pairs.add_column(col)
+    for p in data["confused_pairs"]:
+        pairs.add_row(p["true"], p["pred"], str(p["count"]), pct(p["share"]), str(p["reverse"]))
+    con.print(pairs)
+    return 0
+
+
+def cmd_app(args) -> int:
+    try:
+        from cifartui.tui.app import run_app
+    except ImportError as exc:
+        raise UserError(f"the app could not start ({exc}); use --headless train CFG meanwhile.") from None
+    return run_app(config_path=args.config, run=args.run, root=args.root or "runs") or 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    commands = {"train": cmd_train, "runs": cmd_runs, "show": cmd_show}
+    if args.headless and args.command is None:
+        parser.error("--headless needs a command, e.g. cifartui --headless train configs/demo.yaml")
+    try:
+        if args.command is None:
+            return cmd_app(args)
+        return commands[args.command](args)
+    except UserError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:  # a failure in training: the run is recorded as failed
+        if args.debug:
+            raise
+        from cifartui.core.engine import TrainingError
+
+        if isinstance(exc, TrainingError):
+            print(f"error: {exc}", file=sys.stderr)
+        else:
+            print(f"error: {type(exc).__name__}: {exc}\n  (run with --debug for the traceback)", file=sys.stderr)
+        return 1

@@ -1,0 +1,232 @@
+"""The config schema (typed, validated, with defaults), YAML load/save and ``--set key=value`` overrides.
+
+pydantic gives us types, ranges and field paths for free; this module turns its errors into messages
+that name the field, the bad value and what is allowed, with a "did you mean" for unknown keys.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+from cifartui.errors import UserError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class ConfigError(UserError):
+    """A config problem. The message is ready to print: what, where, and the fix."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    source: Literal["cifar10", "cifar100", "imagefolder", "synthetic"] = "synthetic"
+    root: str = "./data"
+    download: bool = True
+    val_fraction: float = Field(0.1, gt=0.0, lt=1.0)
+    image_size: int | None = Field(None, ge=8, le=1024)
+    augment: Literal["none", "standard", "strong"] = "standard"
+    crop_padding: int = Field(4, ge=0, le=64)
+    classes: list[str] | None = None  # train on a subset of the classes, by name
+    num_classes: int = Field(10, ge=2, le=10000)  # synthetic only
+    train_size: int = Field(5000, ge=2)  # synthetic only
+    test_size: int = Field(1000, ge=1)  # synthetic only
+    synthetic_size: int = Field(32, ge=8, le=512)  # synthetic image side
+
+
+class ModelConfig(_Section):
+    name: str = "resnet18"
+    pretrained: Union[bool, str] = False
+    checkpoint: str | None = None
+    drop_rate: float = Field(0.0, ge=0.0, lt=1.0)
+
+    @field_validator("name")
+    @classmethod
+    def _name_not_empty(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("a timm model name is required, e.g. resnet18")
+        return v.strip()
+
+
+class TrainConfig(_Section):
+    epochs: int = Field(10, ge=1, le=100000)
+    batch_size: int = Field(128, ge=1, le=65536)
+    eval_batch_size: int | None = Field(None, ge=1, le=65536)
+    lr: float = Field(1e-3, gt=0.0, le=10.0)
+    weight_decay: float = Field(0.0, ge=0.0, le=1.0)
+    optimizer: Literal["adam", "adamw", "sgd"] = "adamw"
+    momentum: float = Field(0.9, ge=0.0, lt=1.0)
+    scheduler: Literal["cosine", "step", "onecycle", "none"] = "cosine"
+    warmup_epochs: float = Field(0.0, ge=0.0)
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    early_stop_patience: int = Field(0, ge=0)
+    amp: Literal["auto", "bf16", "fp16", "off"] = "auto"
+    channels_last: bool = True
+    compile: bool = False
+    grad_clip: float | None = Field(None, gt=0.0)
+    log_interval: int = Field(20, ge=1)
+
+
+class OutputConfig(_Section):
+    root: str = "./runs"
+    save_samples: bool = True  # thumbnails of val/test images for the confusion drilldown
+
+
+class Config(_Section):
+    name: str = "run"
+    seed: int = Field(0, ge=0, le=2**31 - 1)
+    device: str = "auto"
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if not re.fullmatch(r"auto|cpu|cuda|cuda:\d+|mps", v):
+            raise ValueError("must be auto, cpu, cuda, cuda:N or mps")
+        return v
+
+    @field_validator("name")
+    @classmethod
+    def _run_name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,79}", v) or ".." in v:
+            raise ValueError("use letters, digits, '.', '_', '+' or '-' (no '/' and no '..'), up to 80 characters")
+        return v
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+    def with_overrides(self, **values: Any) -> "Config":
+        """A copy with dotted keys changed, e.g. ``with_overrides(**{"train.lr": 1e-5})``; validated."""
+        data = self.model_dump(mode="json")
+        for key, value in values.items():
+            _set_dotted(data, key, value)
+        return validate(data)
+
+
+# -- loading --------------------------------------------------------------------------------------
+def _fields_at(path: tuple) -> list[str]:
+    model: type[BaseModel] = Config
+    for part in path:
+        info = model.model_fields.get(str(part))
+        if info is None or not (isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel)):
+            return []
+        model = info.annotation
+    return list(model.model_fields)
+
+
+def _format_error(err: dict[str, Any]) -> str:
+    loc = tuple(err["loc"])
+    where = ".".join(str(p) for p in loc) or "(top level)"
+    if err["type"] == "extra_forbidden":
+        allowed = _fields_at(loc[:-1])
+        close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.5)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        return f"{where}: unknown key.{hint} Allowed here: {', '.join(allowed)}."
+    value = err.get("input")
+    shown = repr(value) if not isinstance(value, dict) else "a mapping"
+    msg = err["msg"]
+    if err["type"] == "model_type":
+        return f"{where}: expected a mapping of settings, got {shown}."
+    return f"{where}: {shown} is not allowed: {msg[0].lower() + msg[1:]}."
+
+
+def validate(data: Any, source: str = "config") -> Config:
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of settings (name: ..., train: ...).")
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        lines = [_format_error(e) for e in exc.errors()]
+        raise ConfigError(f"{source}: invalid config\n  " + "\n  ".join(lines)) from None
+
+
+def parse_yaml(text: str, source: str = "config") -> Any:
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(f"{source}: malformed YAML{where}: {problem}.\n  Fix the syntax there (indentation, ':' after keys, quotes).") from None
+
+
+def _set_dotted(data: dict, key: str, value: Any) -> None:
+    parts = key.split(".")
+    node = data
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"--set {key}: '{'.'.join(parts[: i + 1])}' is a value, not a section.")
+        node = child
+    node[parts[-1]] = value
+
+
+def parse_override(item: str) -> tuple[str, Any]:
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.lr=3e-4")
+    key, raw = item.split("=", 1)
+    key = key.strip()
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", key):
+        raise ConfigError(f"--set {item!r}: {key!r} is not a dotted key such as train.lr")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key, value
+
+
+def load(path: str | os.PathLike | None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Load a YAML config (or the defaults when ``path`` is None) and apply ``--set`` overrides."""
+    if path is None:
+        data: Any = {}
+        source = "config"
+    else:
+        p = Path(path)
+        source = str(p)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"{source}: config file not found. See configs/ for ready recipes.") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{source}: cannot read the config ({exc}).") from None
+        data = parse_yaml(text, source)
+        if data is None:
+            data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: the top level must be a mapping of settings (name: ..., train: ...).")
+    for item in overrides:
+        key, value = parse_override(item)
+        _set_dotted(data, key, value)
+    return validate(data, source)
+
+
+def load_text(text: str, source: str = "config") -> Config:
+    return validate(parse_yaml(text, source), source)
+
+
+def diff(a: Config, b: Config) -> list[tuple[str, Any, Any]]:
+    """Dotted keys whose values differ, with both values (for the config screen and run comparison)."""
+    out: list[tuple[str, Any, Any]] = []
+
+    def walk(x: Any, y: Any, prefix: str) -> None:
+        if isinstance(x, dict) and isinstance(y, dict):
+            for k in list(x) + [k for k in y if k not in x]:
+                walk(x.get(k), y.get(k), f"{prefix}{k}.")
+        elif x != y:
+            out.append((prefix[:-1], x, y))
+
+    walk(a.model_dump(mode="json"), b.model_dump(mode="json"), "")
+    return out

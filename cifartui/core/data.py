@@ -1,0 +1,356 @@
+"""Datasets → one :class:`DataBundle`: uint8 image tensors (N, 3, H, W), labels, class names, mean/std.
+
+Everything is decoded once, up front; the training loop never touches PIL (see loader.py).
+Sources: cifar10 / cifar100 (official python archives, downloaded through torchvision's helper),
+imagefolder (torchvision ImageFolder layout), synthetic (generated, learnable, no network).
+"""
+
+from __future__ import annotations
+
+import difflib
+import io
+import os
+import pickle
+import tarfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from cifartui.config import DataConfig
+from cifartui.errors import UserError
+
+Notify = Callable[[str, str], None]  # (level, message)
+SYNTHETIC_SEED = 12345  # one fixed synthetic dataset: seeds then compare training, not data
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+
+class DataError(UserError):
+    """A data problem; the message names the field, the value and the fix."""
+
+
+@dataclass
+class DataBundle:
+    train_x: torch.Tensor  # uint8 [N, 3, H, W]
+    train_y: torch.Tensor  # int64 [N]
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    class_names: list[str]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    source: str
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.train_x.shape[-1])
+
+
+def _quiet(level: str, message: str) -> None:
+    pass
+
+
+# -- CIFAR ----------------------------------------------------------------------------------------
+class _SafeUnpickler(pickle.Unpickler):
+    """CIFAR's official batches are pickles; allow only what they contain (numpy arrays, builtins),
+    so a doctored archive cannot run code."""
+
+    _ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+        ("numpy._core.multiarray", "scalar"), ("builtins", "bytes"),
+        ("_codecs", "encode"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from a CIFAR batch file")
+
+
+def _unpickle(path: Path) -> dict:
+    with open(path, "rb") as f:
+        obj = _SafeUnpickler(f, encoding="latin1").load()
+    if not isinstance(obj, dict):
+        raise DataError(f"data.root: {path} is not a CIFAR batch file")
+    return obj
+
+
+def _cifar_meta(source: str):
+    from torchvision.datasets import CIFAR10, CIFAR100
+
+    return CIFAR100 if source == "cifar100" else CIFAR10
+
+
+def _ensure_cifar(cfg: DataConfig, notify: Notify) -> Path:
+    ds = _cifar_meta(cfg.source)
+    root = Path(cfg.root).expanduser()
+    folder = root / ds.base_folder
+    if folder.is_dir():
+        return folder
+    archive = root / ds.filename
+    label = "CIFAR-100" if cfg.source == "cifar100" else "CIFAR-10"
+    if not archive.exists():
+        if not cfg.download:
+            raise DataError(
+                f"data.root: no {label} files in {str(root)!r} (looked for {ds.base_folder}/ and {ds.filename}).\n"
+                f"  Set data.download=true, or point data.root at a folder holding {ds.base_folder}/, "
+                "or use data.source=synthetic / imagefolder."
+            )
+        from torchvision.datasets.utils import download_url
+
+        notify("info", f"Downloading {label} ({ds.url}) to {root} ...")
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            download_url(ds.url, str(root), ds.filename, ds.tgz_md5)
+        except OSError as exc:  # URLError, socket errors, no space, permission
+            for partial in (archive, archive.with_suffix(archive.suffix + ".partial")):
+                if partial.exists() and partial.stat().st_size == 0:
+                    partial.unlink()
+            raise DataError(
+                f"data.source={cfg.source}: cannot download {label} from {ds.url} ({exc}).\n"
+                f"  Offline? Copy {ds.filename} or its extracted {ds.base_folder}/ folder into data.root "
+                f"(now {str(root)!r}), or use data.source=synthetic or imagefolder."
+            ) from None
+    notify("info", f"Extracting {archive.name} ...")
+    try:
+        with tarfile.open(archive, "r:gz") as tar:
+            tar.extractall(root, filter="data")
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise DataError(
+            f"data.root: {archive} is not a readable {label} archive ({exc}).\n"
+            "  Delete it and download again (data.download=true), or replace it with a good copy."
+        ) from None
+    if not folder.is_dir():
+        raise DataError(f"data.root: {archive} did not contain {ds.base_folder}/")
+    return folder
+
+
+def _load_cifar(cfg: DataConfig, notify: Notify):
+    folder = _ensure_cifar(cfg, notify)
+    ds = _cifar_meta(cfg.source)
+
+    def read(files) -> tuple[torch.Tensor, torch.Tensor]:
+        xs, ys = [], []
+        for name, _md5 in files:
+            path = folder / name
+            if not path.exists():
+                raise DataError(f"data.root: {path} is missing; the {folder.name}/ folder is incomplete.")
+            entry = _unpickle(path)
+            data = np.asarray(entry["data"], dtype=np.uint8)
+            xs.append(data.reshape(-1, 3, 32, 32))
+            ys.extend(entry["labels"] if "labels" in entry else entry["fine_labels"])
+        return torch.from_numpy(np.concatenate(xs)), torch.tensor(ys, dtype=torch.int64)
+
+    train_x, train_y = read(ds.train_list)
+    test_x, test_y = read(ds.test_list)
+    meta = _unpickle(folder / ds.meta["filename"])
+    names = [str(n) for n in meta[ds.meta["key"]]]
+    return train_x, train_y, None, test_x, test_y, names
+
+
+# -- image folders --------------------------------------------------------------------------------
+def _decode(path: str, size: int | None) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        if size is not None and im.size != (size, size):
+            im = im.resize((size, size), Image.BILINEAR)
+        return np.asarray(im, dtype=np.uint8)
+
+
+def _read_folder(folder: Path, size: int | None, class_names: list[str] | None, notify: Notify):
+    from torchvision.datasets.folder import find_classes, make_dataset
+
+    try:
+        names, index = find_classes(str(folder))
+    except FileNotFoundError:
+        raise DataError(
+            f"data.root: {str(folder)!r} holds no class folders.\n"
+            "  Expected <root>/<class>/<image> (or <root>/train/<class>/... with val/ and test/)."
+        ) from None
+    if class_names is not None:
+        missing = [n for n in names if n not in class_names]
+        if missing:
+            raise DataError(f"data.root: {folder} has classes not in the training set: {', '.join(missing[:5])}")
+        index = {n: class_names.index(n) for n in names}
+    samples = make_dataset(str(folder), index, extensions=IMAGE_EXTENSIONS, allow_empty=True)
+    if not samples:
+        raise DataError(f"data.root: no images ({', '.join(IMAGE_EXTENSIONS)}) under {str(folder)!r}.")
+    if size is None:  # native size: take it from the first image, every other must match
+        try:
+            first = _decode(samples[0][0], None)
+        except Exception as exc:
+            raise DataError(f"data.root: cannot read {samples[0][0]} ({exc}).") from None
+        h, w = first.shape[:2]
+        if h != w:
+            raise DataError(f"data.image_size: null needs square images; {samples[0][0]} is {w}x{h}. Set data.image_size, e.g. 224.")
+        size_check = h
+    else:
+        size_check = None
+
+    def load(sample):
+        path, label = sample
+        try:
+            arr = _decode(path, size)
+        except Exception as exc:  # PIL raises many types for truncated or corrupt files
+            return path, label, None, f"{type(exc).__name__}: {exc}"
+        if size_check is not None and arr.shape[:2] != (size_check, size_check):
+            return path, label, None, f"size {arr.shape[1]}x{arr.shape[0]} differs from {size_check}x{size_check}"
+        return path, label, arr, None
+
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
+        results = list(pool.map(load, samples, chunksize=64))
+    bad = [(p, why) for p, _l, a, why in results if a is None]
+    good = [(a, l) for _p, l, a, _w in results if a is not None]
+    if bad:
+        if any("differs from" in why for _p, why in bad):
+            raise DataError(
+                f"data.image_size: null but the images have different sizes (e.g. {bad[0][0]}: {bad[0][1]}).\n"
+                "  Set data.image_size, e.g. 224, to resize them all."
+            )
+        listed = "\n    ".join(f"{p} ({why})" for p, why in bad[:10])
+        more = f"\n    ... and {len(bad) - 10} more" if len(bad) > 10 else ""
+        notify("warning", f"Skipped {len(bad)} unreadable image(s) in {folder}:\n    {listed}{more}")
+    if not good:
+        raise DataError(f"data.root: none of the {len(samples)} images under {str(folder)!r} could be read.")
+    x = torch.from_numpy(np.stack([a for a, _ in good])).permute(0, 3, 1, 2).contiguous()
+    y = torch.tensor([l for _, l in good], dtype=torch.int64)
+    return x, y, (class_names or names)
+
+
+def _load_imagefolder(cfg: DataConfig, notify: Notify):
+    root = Path(cfg.root).expanduser()
+    if not root.is_dir():
+        raise DataError(f"data.root: {str(root)!r} does not exist (data.source=imagefolder).\n  Point data.root at a folder of class folders.")
+    size = cfg.image_size
+    train_dir = root / "train"
+    if train_dir.is_dir():
+        train_x, train_y, names = _read_folder(train_dir, size, None, notify)
+        size = size or train_x.shape[-1]
+        val = next((root / n for n in ("val", "valid", "validation") if (root / n).is_dir()), None)
+        val_x = val_y = None
+        if val is not None:
+            val_x, val_y, _ = _read_folder(val, size, names, notify)
+        test = root / "test"
+        if test.is_dir():
+            test_x, test_y, _ = _read_folder(test, size, names, notify)
+        elif val is not None:  # the flower_data layout: train/ and valid/ only; score on valid
+            notify("warning", f"No test/ folder in {root}: the final test score uses {val.name}/.")
+            test_x, test_y = val_x, val_y
+        else:
+            test_x = test_y = None
+        return train_x, train_y, (val_x, val_y) if val_x is not None else None, test_x, test_y, names
+    x, y, names = _read_folder(root, size, None, notify)
+    return x, y, None, None, None, names
+
+
+# -- synthetic ------------------------------------------------------------------------------------
+def make_synthetic(num_classes: int, n: int, size: int, split_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class-dependent images: each class has a fixed colour layout and stripe orientation; samples
+    are shifted, brightness-jittered, noisy copies. Learnable by a small CNN in a few epochs."""
+    g = torch.Generator().manual_seed(SYNTHETIC_SEED)
+    coarse = torch.rand(num_classes, 3, 4, 4, generator=g)
+    templates = torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
+    angle = torch.rand(num_classes, generator=g) * torch.pi
+    freq = 2 + torch.rand(num_classes, generator=g) * 4
+    yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
+    stripes = torch.sin(freq[:, None, None] * torch.pi * (xx * torch.cos(angle)[:, None, None] + yy * torch.sin(angle)[:, None, None]))
+    templates = 0.65 * templates + 0.35 * (stripes[:, None] * 0.5 + 0.5)
+    gs = torch.Generator().manual_seed(SYNTHETIC_SEED + 1 + split_seed)
+    y = torch.arange(n) % num_classes
+    y = y[torch.randperm(n, generator=gs)]
+    imgs = templates[y]
+    shift = size // 8
+    dx = torch.randint(-shift, shift + 1, (n,), generator=gs)
+    dy = torch.randint(-shift, shift + 1, (n,), generator=gs)
+    imgs = torch.stack([torch.roll(im, (int(a), int(b)), dims=(1, 2)) for im, a, b in zip(imgs, dy, dx)])
+    imgs = imgs * (0.7 + 0.6 * torch.rand(n, 1, 1, 1, generator=gs)) + 0.12 * torch.randn(imgs.shape, generator=gs)
+    return (imgs.clamp(0, 1) * 255).round().to(torch.uint8), y.to(torch.int64)
+
+
+def _load_synthetic(cfg: DataConfig, notify: Notify):
+    train_x, train_y = make_synthetic(cfg.num_classes, cfg.train_size, cfg.synthetic_size, 0)
+    test_x, test_y = make_synthetic(cfg.num_classes, cfg.test_size, cfg.synthetic_size, 1)
+    names = [f"class_{i:0{len(str(cfg.num_classes - 1))}d}" for i in range(cfg.num_classes)]
+    return train_x, train_y, None, test_x, test_y, names
+
+
+# -- assembling the bundle ------------------------------------------------------------------------
+def _carve(x: torch.Tensor, y: torch.Tensor, fraction: float, seed: int):
+    """Split off ``fraction`` of the samples, stratified by class, with a fixed seed."""
+    g = torch.Generator().manual_seed(seed)
+    keep_idx, take_idx = [], []
+    for c in torch.unique(y).tolist():
+        idx = torch.nonzero(y == c).flatten()
+        idx = idx[torch.randperm(len(idx), generator=g)]
+        k = int(round(len(idx) * fraction))
+        if len(idx) > 1:
+            k = min(max(k, 1), len(idx) - 1)
+        else:
+            k = 0
+        take_idx.append(idx[:k])
+        keep_idx.append(idx[k:])
+    keep = torch.sort(torch.cat(keep_idx)).values
+    take = torch.sort(torch.cat(take_idx)).values
+    return x[keep], y[keep], x[take], y[take]
+
+
+def _subset_classes(parts, names: list[str], wanted: list[str]):
+    unknown = [w for w in wanted if w not in names]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], names, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise DataError(f"data.classes: {unknown[0]!r} is not a class of this dataset.{hint}")
+    old = torch.tensor([names.index(w) for w in wanted])
+    remap = torch.full((len(names),), -1, dtype=torch.int64)
+    remap[old] = torch.arange(len(wanted))
+    out = []
+    for x, y in parts:
+        if x is None:
+            out.append((None, None))
+            continue
+        mask = remap[y] >= 0
+        out.append((x[mask], remap[y[mask]]))
+    return out, list(wanted)
+
+
+def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    sample = x[: 10000].float() / 255.0
+    mean = sample.mean(dim=(0, 2, 3))
+    std = sample.std(dim=(0, 2, 3)).clamp_min(1e-3)
+    return tuple(round(v, 4) for v in mean.tolist()), tuple(round(v, 4) for v in std.tolist())
+
+
+def load_data(cfg: DataConfig, seed: int, notify: Notify = _quiet) -> DataBundle:
+    loaders = {"cifar10": _load_cifar, "cifar100": _load_cifar, "imagefolder": _load_imagefolder, "synthetic": _load_synthetic}
+    train_x, train_y, val, test_x, test_y, names = loaders[cfg.source](cfg, notify)
+    if val is not None:
+        val_x, val_y = val
+    else:
+        train_x, train_y, val_x, val_y = _carve(train_x, train_y, cfg.val_fraction, seed)
+    if test_x is None:  # a single folder of class folders: carve the test split too
+        train_x, train_y, test_x, test_y = _carve(train_x, train_y, cfg.val_fraction, seed + 1)
+    if cfg.classes:
+        parts, names = _subset_classes([(train_x, train_y), (val_x, val_y), (test_x, test_y)], names, cfg.classes)
+        (train_x, train_y), (val_x, val_y), (test_x, test_y) = parts
+    if len(names) < 2 or len(torch.unique(train_y)) < 2:
+        raise DataError(
+            f"data: only {len(torch.unique(train_y))} class found ({', '.join(names[:3])}); a classifier needs two or more.\n"
+            "  Add class folders, or check data.root / data.classes."
+        )
+    if len(val_y) == 0:
+        raise DataError(f"data.val_fraction: {cfg.val_fraction} leaves no validation images; raise it or add images.")
+    mean, std = channel_stats(train_x)
+    notify("info", f"Data {cfg.source}: {len(train_y)} train, {len(val_y)} val, {len(test_y)} test, "
+                   f"{len(names)} classes, {train_x.shape[-1]}px")
+    return DataBundle(train_x, train_y, val_x, val_y, test_x, test_y, names, mean, std, cfg.source)

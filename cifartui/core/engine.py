@@ -1,0 +1,472 @@
+"""The Trainer: fit / evaluate / test, AMP, optimizer and schedule, early stopping, a stop flag, events out.
+
+It knows nothing about who listens: it calls ``sinks`` with events (core/events.py). It writes its
+checkpoints into ``run_dir``; everything else (events, arrays) is written by the store sink.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import random
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from cifartui.config import Config
+from cifartui.core import checkpoint as ckpt
+from cifartui.core import distributed as ddp
+from cifartui.core.data import DataBundle, load_data
+from cifartui.core.events import Checkpoint, EpochEnd, Evaluation, Event, Log, RunEnded, RunStarted, Samples, Step
+from cifartui.core.loader import BatchLoader
+from cifartui.core.model import build_model, load_exact_weights
+from cifartui.errors import UserError
+
+Sink = Callable[[Event], None]
+# Fine-tuning from trained weights wants a learning rate 10-100x below training from scratch.
+FINE_TUNE_LR_WARN = 1e-5
+# Settings a resume may change; any other difference makes the saved state meaningless.
+RESUME_MAY_CHANGE = ("train.epochs", "train.early_stop_patience", "train.log_interval", "train.compile",
+                     "train.save_every_steps", "device", "output.", "name", "data.root", "data.download")
+
+
+class TrainingError(Exception):
+    """Training cannot go on (a non-finite loss); the message says why. Exit code 1."""
+
+
+class SetupError(UserError):
+    """The run cannot start as configured (device, resume); exit code 2."""
+
+
+def resolve_device(spec: str) -> torch.device:
+    if spec == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        return torch.device("cpu")
+    dev = torch.device(spec)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise SetupError(f"device: {spec!r} but no CUDA GPU is visible here. Use device: auto or cpu.")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise SetupError(f"device: {spec!r} but only {torch.cuda.device_count()} GPU(s) are visible.")
+    return dev
+
+
+def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
+    if device.type != "cuda" or mode == "off":
+        return None
+    if mode == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if mode == "bf16" else torch.float16
+
+
+def lr_factor(step: int, total: int, warmup: int, kind: str, steps_per_epoch: int) -> float:
+    """Multiplier of the base lr at optimizer step ``step`` (per-step schedules, linear warmup)."""
+    if warmup > 0 and step < warmup:
+        return (step + 1) / warmup
+    t = (step - warmup) / max(1, total - warmup)
+    if kind == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+    if kind == "step":  # x0.1 at 1/3 and 2/3 of training
+        return 0.1 ** int(min(2, 3 * t))
+    if kind == "onecycle":  # torch OneCycleLR's shape: lr/25 -> lr over 30%, then down to lr/1e4 (cosine)
+        if t < 0.3:
+            return 1 / 25 + (1 - 1 / 25) * 0.5 * (1 - math.cos(math.pi * t / 0.3))
+        return 1e-4 + (1 - 1e-4) * 0.5 * (1 + math.cos(math.pi * (t - 0.3) / 0.7))
+    return 1.0
+
+
+@dataclass
+class EvalResult:
+    loss: float
+    top1: float
+    top5: float
+    confusion: np.ndarray
+    targets: np.ndarray
+    preds: np.ndarray
+    pred_prob: np.ndarray
+    true_prob: np.ndarray
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"confusion": self.confusion, "targets": self.targets, "preds": self.preds,
+                "pred_prob": self.pred_prob, "true_prob": self.true_prob}
+
+
+def thumbnails(x: torch.Tensor, max_side: int = 64) -> np.ndarray:
+    """uint8 N,H,W,3 thumbnails for the drilldown (large images downscaled with antialiasing)."""
+    if x.shape[-1] > max_side:
+        out = []
+        for chunk in x.split(512):
+            out.append(F.interpolate(chunk.float(), size=(max_side, max_side), mode="bilinear", antialias=True).round().clamp(0, 255).to(torch.uint8))
+        x = torch.cat(out)
+    return x.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+
+
+class Trainer:
+    def __init__(self, cfg: Config, run_dir: str | os.PathLike | None, sinks: Iterable[Sink] = (),
+                 stop: threading.Event | None = None, run_id: str = "", resume: bool = False):
+        self.cfg = cfg
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.sinks = list(sinks)
+        self.stop = stop or threading.Event()
+        self.run_id = run_id or (self.run_dir.name if self.run_dir else cfg.name)
+        self.resume = resume
+        self.dist = ddp.from_env()
+
+    # -- events -----------------------------------------------------------------------------------
+    def emit(self, event: Event) -> None:
+        if not self.dist.is_main:
+            return
+        for sink in self.sinks:
+            sink(event)
+
+    def log(self, level: str, message: str) -> None:
+        self.emit(Log(message=message, level=level))
+
+    # -- setup ------------------------------------------------------------------------------------
+    def _seed(self) -> None:
+        seed = self.cfg.seed + self.dist.rank
+        random.seed(seed)
+        np.random.seed(seed % (2**32))
+        torch.manual_seed(seed)
+
+    def setup(self) -> None:
+        cfg, t = self.cfg, self.cfg.train
+        if self.dist.enabled and self.cfg.device in ("auto", "cuda") and torch.cuda.is_available():
+            self.device = torch.device("cuda", self.dist.local_rank)
+        else:
+            self.device = resolve_device(cfg.device)
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+            torch.backends.cudnn.benchmark = True
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        ddp.init(self.dist, self.device)
+        self._seed()
+        data = load_data(cfg.data, cfg.seed, notify=self.log)
+        model, data_cfg = build_model(cfg.model, data.num_classes, notify=self.log)
+        if cfg.model.pretrained:
+            data.mean, data.std = tuple(data_cfg["mean"]), tuple(data_cfg["std"])
+            if cfg.data.image_size is None and data.image_size < 64:
+                self.log("warning", f"Pretrained {cfg.model.name} expects {data_cfg['input_size'][-1]}px input; "
+                                    f"training at {data.image_size}px. Set data.image_size={data_cfg['input_size'][-1]} for full accuracy.")
+        if cfg.model.checkpoint and t.lr > FINE_TUNE_LR_WARN:
+            self.log("warning", f"train.lr={t.lr:g} while starting from trained weights ({cfg.model.checkpoint}): "
+                                "fine-tuning usually wants a 10-100x lower lr (e.g. 1e-5) to keep what was learned.")
+        self.data = data
+        self.image_size = cfg.data.image_size or data.image_size
+        self.channels_last = t.channels_last and self.device.type == "cuda"
+        self.amp_dtype = amp_dtype(t.amp, self.device)
+        self.model = model.to(self.device, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
+        self.train_model = self.model
+        if self.dist.enabled:
+            if getattr(t, "sync_bn", False):
+                self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+            self.train_model = torch.nn.parallel.DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        if t.compile:
+            self.train_model = torch.compile(self.train_model)
+
+        on = lambda x: x.to(self.device, non_blocking=True)  # noqa: E731
+        common = dict(mean=data.mean, std=data.std, image_size=self.image_size, channels_last=self.channels_last,
+                      rank=self.dist.rank, world_size=self.dist.world_size)
+        self.train_loader = BatchLoader(on(data.train_x), on(data.train_y), t.batch_size, augment=cfg.data.augment,
+                                        padding=cfg.data.crop_padding, shuffle=True, drop_last=True, seed=cfg.seed, **common)
+        eval_bs = t.eval_batch_size or max(t.batch_size, 256 if self.device.type == "cuda" else t.batch_size)
+        self.val_loader = BatchLoader(on(data.val_x), on(data.val_y), eval_bs, **common)
+        self.test_loader = BatchLoader(on(data.test_x), on(data.test_y), eval_bs, **common)
+
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        fused = {"fused": True} if self.device.type == "cuda" else {}
+        if t.optimizer == "sgd":
+            self.optimizer = torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, nesterov=t.momentum > 0, **fused)
+        elif t.optimizer == "adam":
+            self.optimizer = torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay, **fused)
+        else:
+            self.optimizer = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay, **fused)
+        steps = len(self.train_loader)
+        total, warmup = t.epochs * steps, int(t.warmup_epochs * steps)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: lr_factor(s, total, warmup, t.scheduler, steps))
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
+        self.criterion = torch.nn.CrossEntropyLoss(label_smoothing=t.label_smoothing)
+
+        # position and bookkeeping (restored by resume)
+        self.epoch, self.step = 1, 0
+        self.best_val_acc, self.best_epoch, self.bad_epochs = -1.0, 0, 0
+        self.accum = {"loss": 0.0, "correct": 0.0, "seen": 0, "seconds": 0.0}
+        self.resumed_from = None
+        if self.resume:
+            self._load_resume_state()
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    # -- checkpoints ------------------------------------------------------------------------------
+    def _resume_state(self, epoch: int, step: int) -> dict:
+        rng = {"torch": torch.get_rng_state(), "python": list(random.getstate()[1]) + [random.getstate()[2] or -1]}
+        np_state = np.random.get_state()
+        rng["numpy"] = torch.from_numpy(np_state[1].astype(np.int64))
+        rng["numpy_pos"] = int(np_state[2])
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return {
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+            "epoch": epoch, "step": step, "accum": dict(self.accum),
+            "best_val_acc": self.best_val_acc, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
+            "rng": rng, "config": self.cfg.to_yaml(), "class_names": self.data.class_names,
+            "arch": self.cfg.model.name, "num_classes": self.data.num_classes, "world_size": self.dist.world_size,
+        }
+
+    def save_last(self, epoch: int, step: int) -> None:
+        """Full resume state: ``epoch``/``step`` is where training continues."""
+        if self.run_dir is None or not self.dist.is_main:
+            return
+        path = self.run_dir / "last.pt"
+        ckpt.save(self._resume_state(epoch, step), path)
+        self.emit(Checkpoint(kind="last", path="last.pt", epoch=epoch, step=step))
+
+    def save_best(self, epoch: int, val_acc: float) -> None:
+        if self.run_dir is None or not self.dist.is_main:
+            return
+        ckpt.save({"state_dict": self.model.state_dict(), "arch": self.cfg.model.name,
+                   "num_classes": self.data.num_classes, "class_names": self.data.class_names,
+                   "epoch": epoch, "val_acc": val_acc, "mean": list(self.data.mean), "std": list(self.data.std),
+                   "image_size": self.image_size}, self.run_dir / "best.pt")
+        self.emit(Checkpoint(kind="best", path="best.pt", epoch=epoch, metric=val_acc))
+
+    def _load_resume_state(self) -> None:
+        from cifartui.config import diff, load_text
+
+        path = self.run_dir / "last.pt"
+        state = ckpt.load(path, field="--resume")
+        saved = load_text(state["config"], "last.pt config")
+        changed = [k for k, _a, _b in diff(saved, self.cfg) if not any(k == p or k.startswith(p) for p in RESUME_MAY_CHANGE)]
+        if changed:
+            raise SetupError(
+                f"--resume: the config differs from the run's in {', '.join(changed)}; the saved optimizer and "
+                "schedule would not match.\n  Resume with the run's config (only train.epochs, "
+                "train.early_stop_patience, device and output.* may change), or start a new run with model.checkpoint."
+            )
+        load_exact_weights(self.model, state["model"], str(path), "--resume", {"arch": state.get("arch")})
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.accum = dict(state["accum"])
+        self.best_val_acc, self.best_epoch = float(state["best_val_acc"]), int(state["best_epoch"])
+        self.bad_epochs = int(state["bad_epochs"])
+        rng = state["rng"]
+        torch.set_rng_state(rng["torch"])
+        py = rng["python"]
+        random.setstate((3, tuple(int(v) for v in py[:-1]), None if py[-1] == -1 else py[-1]))
+        np.random.set_state(("MT19937", rng["numpy"].numpy().astype(np.uint32), rng["numpy_pos"], 0, 0.0))
+        if "cuda" in rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
+        self.resumed_from = self.epoch
+        self.log("info", f"Resumed from {path} at epoch {self.epoch}, step {self.step}")
+
+    # -- evaluation -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, loader: BatchLoader) -> EvalResult:
+        model = self.model
+        was_training = model.training
+        model.eval()
+        c = self.data.num_classes
+        dev = self.device
+        loss_sum = torch.zeros((), device=dev, dtype=torch.float64)
+        confusion = torch.zeros(c * c, device=dev, dtype=torch.int64)
+        top5 = torch.zeros((), device=dev, dtype=torch.int64)
+        preds, pred_prob, true_prob, targets = [], [], [], []
+        k = min(5, c)
+        for _step, x, y, _idx in loader.batches():
+            with self.autocast():
+                logits = model(x)
+            logits = logits.float()
+            loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
+            prob = logits.softmax(1)
+            p, pred = prob.max(1)
+            confusion += torch.bincount(y * c + pred, minlength=c * c)
+            top5 += (logits.topk(k, 1).indices == y[:, None]).any(1).sum()
+            preds.append(pred)
+            pred_prob.append(p)
+            true_prob.append(prob.gather(1, y[:, None]).squeeze(1))
+            targets.append(y)
+        model.train(was_training)
+        ddp.all_sum(loss_sum), ddp.all_sum(confusion), ddp.all_sum(top5)
+        cat = lambda parts, dtype: ddp.gather_cat(torch.cat(parts).to(dtype)) if parts else torch.zeros(0, dtype=dtype, device=dev)  # noqa: E731
+        preds_t, targets_t = cat(preds, torch.int64), cat(targets, torch.int64)
+        pp, tp = cat(pred_prob, torch.float32), cat(true_prob, torch.float32)
+        n = max(1, int(targets_t.numel()))
+        conf = confusion.view(c, c).cpu().numpy()
+        return EvalResult(
+            loss=float(loss_sum.item()) / n, top1=float(np.trace(conf)) / n, top5=float(top5.item()) / n,
+            confusion=conf.astype(np.int32), targets=targets_t.cpu().numpy().astype(np.int32),
+            preds=preds_t.cpu().numpy().astype(np.int32), pred_prob=pp.cpu().numpy().astype(np.float16),
+            true_prob=tp.cpu().numpy().astype(np.float16),
+        )
+
+    # -- training ---------------------------------------------------------------------------------
+    def _stop_requested(self) -> bool:
+        return ddp.any_true(self.stop.is_set(), self.device) if self.dist.enabled else self.stop.is_set()
+
+    def train_epoch(self, epoch: int, start_step: int) -> bool:
+        """One epoch from ``start_step``; returns False when a stop request cut it short."""
+        t, loader, dev = self.cfg.train, self.train_loader, self.device
+        loader.set_epoch(epoch)
+        self.train_model.train()
+        steps = len(loader)
+        loss_sum = torch.zeros((), device=dev, dtype=torch.float64)
+        correct = torch.zeros((), device=dev, dtype=torch.int64)
+        first_bad = torch.full((), -1, device=dev, dtype=torch.int64)
+        seen = 0
+        mark_time, mark_seen = time.perf_counter(), 0
+        epoch_start = time.perf_counter()
+        save_every = getattr(t, "save_every_steps", 0)
+
+        def flush_accum() -> None:
+            self.accum["loss"] += float(loss_sum.item())
+            self.accum["correct"] += float(correct.item())
+            self.accum["seen"] += seen
+            self.accum["seconds"] += time.perf_counter() - epoch_start
+
+        for step, x, y, _idx in loader.batches(start_step):
+            # every step alone; every log interval under DDP, where asking costs a collective
+            if (not self.dist.enabled or step % t.log_interval == 0) and self._stop_requested():
+                flush_accum()
+                self.save_last(epoch, step)
+                return False
+            with self.autocast():
+                logits = self.train_model(x)
+                loss = self.criterion(logits, y)
+            self.optimizer.zero_grad(set_to_none=True)
+            self.scaler.scale(loss).backward()
+            if t.grad_clip:
+                self.scaler.unscale_(self.optimizer)
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+            self.scheduler.step()
+            b = y.shape[0]
+            loss_d = loss.detach()
+            loss_sum += loss_d.double() * b
+            correct += (logits.detach().argmax(1) == y).sum()
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss_d), torch.tensor(step, device=dev), first_bad)
+            seen += b
+            last = step + 1 == steps
+            if (step + 1) % t.log_interval == 0 or last:
+                # the only host sync of the loop: once per log interval
+                bad = int(first_bad.item())
+                if bad >= 0:
+                    raise TrainingError(f"non-finite loss at epoch {epoch}, step {bad + 1}: the last good checkpoint is kept. "
+                                        "Lower train.lr, set train.grad_clip, or use train.amp=bf16.")
+                now = time.perf_counter()
+                total_seen = self.accum["seen"] + seen
+                self.emit(Step(epoch=epoch, step=step + 1, steps=steps,
+                               loss=(self.accum["loss"] + float(loss_sum.item())) / max(1, total_seen),
+                               acc=(self.accum["correct"] + float(correct.item())) / max(1, total_seen),
+                               lr=self.optimizer.param_groups[0]["lr"],
+                               images_per_second=(seen - mark_seen) * self.dist.world_size / max(1e-9, now - mark_time)))
+                mark_time, mark_seen = now, seen
+            if save_every and (step + 1) % save_every == 0 and not last:
+                flush_accum()
+                loss_sum.zero_(), correct.zero_()
+                seen, epoch_start = 0, time.perf_counter()
+                mark_seen = 0
+                self.save_last(epoch, step + 1)
+        flush_accum()
+        return True
+
+    def fit(self) -> RunEnded:
+        cfg, t = self.cfg, self.cfg.train
+        data = self.data
+        gpu = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else ""
+        self.emit(RunStarted(
+            run_id=self.run_id, name=cfg.name, device=str(self.device), device_name=gpu,
+            num_classes=data.num_classes, class_names=data.class_names, epochs=t.epochs,
+            steps_per_epoch=len(self.train_loader), train_size=len(data.train_y), val_size=len(data.val_y),
+            test_size=len(data.test_y), world_size=self.dist.world_size, model=cfg.model.name,
+            dataset=cfg.data.source, resumed_from_epoch=self.resumed_from, pid=os.getpid(), host=socket.gethostname()))
+        if cfg.output.save_samples and self.resumed_from is None:
+            self.emit(Samples(split="val", num_samples=len(data.val_y), arrays={"images": thumbnails(data.val_x)}))
+            self.emit(Samples(split="test", num_samples=len(data.test_y), arrays={"images": thumbnails(data.test_x)}))
+        status, reason = "completed", f"finished {t.epochs} epochs"
+        epoch, start_step = self.epoch, self.step
+        while epoch <= t.epochs:
+            if start_step == 0:
+                self.accum = {"loss": 0.0, "correct": 0.0, "seen": 0, "seconds": 0.0}
+            if not self.train_epoch(epoch, start_step):
+                return self._end("stopped", "stopped by request; resume with --resume", epoch - 1)
+            start_step = 0
+            train_seconds = self.accum["seconds"]
+            t0 = time.perf_counter()
+            val = self.evaluate(self.val_loader)
+            epoch_seconds = train_seconds + time.perf_counter() - t0
+            is_best = val.top1 > self.best_val_acc
+            if is_best:
+                self.best_val_acc, self.best_epoch, self.bad_epochs = val.top1, epoch, 0
+                self.save_best(epoch, val.top1)
+            else:
+                self.bad_epochs += 1
+            self.emit(Evaluation(split="val", epoch=epoch, loss=val.loss, top1=val.top1, top5=val.top5,
+                                 num_samples=int(val.targets.size), arrays=val.arrays()))
+            seen = max(1, self.accum["seen"])
+            self.emit(EpochEnd(
+                epoch=epoch, train_loss=self.accum["loss"] / seen, train_acc=self.accum["correct"] / seen,
+                val_loss=val.loss, val_acc=val.top1, val_top5=val.top5, lr=self.optimizer.param_groups[0]["lr"],
+                epoch_seconds=epoch_seconds, images_per_second=self.accum["seen"] * self.dist.world_size / max(1e-9, train_seconds),
+                best_val_acc=self.best_val_acc, is_best=is_best,
+                gpu_memory_mb=torch.cuda.max_memory_allocated(self.device) / 2**20 if self.device.type == "cuda" else None))
+            self.save_last(epoch + 1, 0)
+            if t.early_stop_patience and self.bad_epochs >= t.early_stop_patience and epoch < t.epochs:
+                status = "early_stopped"
+                reason = (f"early stopping: no better validation accuracy for {self.bad_epochs} epochs "
+                          f"(best {self.best_val_acc:.4f} at epoch {self.best_epoch})")
+                break
+            epoch += 1
+        return self._test_and_end(status, reason, min(epoch, t.epochs))
+
+    def _test_and_end(self, status: str, reason: str, epochs_done: int) -> RunEnded:
+        best_path = self.run_dir / "best.pt" if self.run_dir else None
+        if best_path is not None and self.dist.is_main and best_path.exists():
+            load_exact_weights(self.model, ckpt.state_dict_of(ckpt.load(best_path, "best.pt")), str(best_path), "best.pt")
+        if self.dist.enabled:  # every rank scores with rank 0's best weights
+            for tensor in self.model.state_dict().values():
+                torch.distributed.broadcast(tensor, src=0)
+        test = self.evaluate(self.test_loader)
+        self.emit(Evaluation(split="test", epoch=self.best_epoch, loss=test.loss, top1=test.top1, top5=test.top5,
+                             num_samples=int(test.targets.size), arrays=test.arrays()))
+        self.log("info", f"Test top-1 {test.top1:.4f}, top-5 {test.top5:.4f} with the best weights (epoch {self.best_epoch})")
+        return self._end(status, reason, epochs_done, test)
+
+    def _end(self, status: str, reason: str, epochs_done: int, test: EvalResult | None = None) -> RunEnded:
+        ended = RunEnded(status=status, reason=reason, epochs_done=max(0, epochs_done),
+                         best_val_acc=self.best_val_acc if self.best_val_acc >= 0 else None,
+                         best_epoch=self.best_epoch or None,
+                         test_acc=test.top1 if test else None, test_top5=test.top5 if test else None)
+        self.emit(ended)
+        return ended
+
+    def run(self) -> RunEnded:
+        """Set up and fit; any failure becomes a ``run_ended`` event with status failed, then re-raises."""
+        try:
+            self.setup()
+            return self.fit()
+        except BaseException as exc:
+            if isinstance(exc, KeyboardInterrupt):
+                self.emit(RunEnded(status="stopped", reason="interrupted"))
+            else:
+                self.emit(RunEnded(status="failed", reason=f"{type(exc).__name__}: {exc}"))
+            raise
+        finally:
+            ddp.shutdown()

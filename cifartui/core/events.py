@@ -1,0 +1,155 @@
+"""The one event schema every producer and consumer shares.
+
+The trainer emits these; the run store writes them as JSON lines; the headless reporter and the TUI
+render them. Large arrays (confusion matrices, per-sample predictions) travel in memory as numpy arrays
+in ``arrays``; the store moves them to an ``.npz`` beside the events and records the file name instead.
+
+Pure Python + numpy: no torch, so that readers (``cifartui runs``, the TUI) stay fast to import.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar
+
+RUN_STATUSES = ("running", "completed", "stopped", "early_stopped", "failed", "crashed")
+END_STATUSES = ("completed", "stopped", "early_stopped", "failed")
+
+
+@dataclass
+class Event:
+    type: ClassVar[str] = "event"
+    time: float = field(default_factory=time.time, kw_only=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {"type": self.type}
+        data.update({k: v for k, v in asdict(self).items() if k != "arrays"})
+        return data
+
+
+@dataclass
+class RunStarted(Event):
+    type: ClassVar[str] = "run_started"
+    run_id: str
+    name: str
+    device: str
+    num_classes: int
+    class_names: list[str]
+    epochs: int
+    steps_per_epoch: int
+    train_size: int
+    val_size: int
+    test_size: int
+    world_size: int = 1
+    device_name: str = ""
+    model: str = ""
+    dataset: str = ""
+    resumed_from_epoch: int | None = None
+    pid: int | None = None
+    host: str = ""
+
+
+@dataclass
+class Step(Event):
+    """Running train figures within an epoch, emitted every ``log_interval`` steps (never every step)."""
+
+    type: ClassVar[str] = "step"
+    epoch: int
+    step: int
+    steps: int
+    loss: float
+    acc: float
+    lr: float
+    images_per_second: float
+
+
+@dataclass
+class EpochEnd(Event):
+    type: ClassVar[str] = "epoch"
+    epoch: int
+    train_loss: float
+    train_acc: float
+    val_loss: float
+    val_acc: float
+    val_top5: float
+    lr: float
+    epoch_seconds: float
+    images_per_second: float
+    best_val_acc: float = 0.0
+    is_best: bool = False
+    gpu_memory_mb: float | None = None
+
+
+@dataclass
+class Evaluation(Event):
+    """A scored split. ``arrays`` holds ``confusion`` [C, C] (rows = true class), and per sample
+    ``targets``, ``preds``, ``pred_prob`` (probability of the predicted class) and ``true_prob``."""
+
+    type: ClassVar[str] = "evaluation"
+    split: str  # "val" | "test" | any name given by `cifartui eval`
+    epoch: int
+    loss: float
+    top1: float
+    top5: float
+    num_samples: int
+    file: str | None = None  # set by the store: the .npz holding the arrays
+    arrays: dict[str, Any] | None = field(default=None, repr=False)
+
+
+@dataclass
+class Samples(Event):
+    """Thumbnails of an evaluation split (``arrays["images"]``: uint8 N,H,W,3, in dataset order), so the
+    confusion drilldown can show the very images that were confused."""
+
+    type: ClassVar[str] = "samples"
+    split: str
+    num_samples: int
+    file: str | None = None
+    arrays: dict[str, Any] | None = field(default=None, repr=False)
+
+
+@dataclass
+class Checkpoint(Event):
+    type: ClassVar[str] = "checkpoint"
+    kind: str  # "last" | "best"
+    path: str
+    epoch: int
+    step: int = 0
+    metric: float | None = None
+
+
+@dataclass
+class Log(Event):
+    type: ClassVar[str] = "log"
+    message: str
+    level: str = "info"  # info | warning | error
+
+
+@dataclass
+class RunEnded(Event):
+    type: ClassVar[str] = "run_ended"
+    status: str  # one of END_STATUSES
+    reason: str = ""
+    epochs_done: int = 0
+    best_val_acc: float | None = None
+    best_epoch: int | None = None
+    test_acc: float | None = None
+    test_top5: float | None = None
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.type: cls for cls in (RunStarted, Step, EpochEnd, Evaluation, Samples, Checkpoint, Log, RunEnded)
+}
+
+
+def event_from_dict(data: dict[str, Any]) -> Event | None:
+    """Rebuild a typed event from a JSON object; unknown types or fields are ignored (forward compatible)."""
+    cls = EVENT_TYPES.get(data.get("type", ""))
+    if cls is None:
+        return None
+    names = {f.name for f in fields(cls)}
+    try:
+        return cls(**{k: v for k, v in data.items() if k in names})
+    except TypeError:
+        return None

@@ -1,0 +1,163 @@
+"""Batches on the training device: seeded shuffling and augmentation on whole batches.
+
+The dataset lives on the device as uint8; each step indexes a batch, crops/flips it as one tensor op,
+resizes it to the model's input size and normalises it. No per-image Python, no PIL, no workers.
+
+Randomness is a pure function of (seed, epoch, step): the shuffle order from (seed, epoch), the
+augmentation of a batch from (seed, epoch, step). Resuming mid-epoch therefore needs no RNG state.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def _generator(device: torch.device, seed: int) -> torch.Generator:
+    g = torch.Generator(device=device)
+    g.manual_seed(seed)
+    return g
+
+
+def random_crop(x: torch.Tensor, padding: int, g: torch.Generator) -> torch.Tensor:
+    """Per-sample random crop of a zero-padded batch (torchvision RandomCrop(size, padding)), as gathers."""
+    if padding <= 0:
+        return x
+    b, _, h, w = x.shape
+    xp = F.pad(x, (padding, padding, padding, padding))
+    dy = torch.randint(0, 2 * padding + 1, (b, 1), device=x.device, generator=g)
+    dx = torch.randint(0, 2 * padding + 1, (b, 1), device=x.device, generator=g)
+    rows = dy + torch.arange(h, device=x.device)  # [B, H]
+    cols = dx + torch.arange(w, device=x.device)  # [B, W]
+    batch = torch.arange(b, device=x.device)[:, None, None]
+    # Advanced indices split by a slice move to the front: result [B, H, W, C].
+    return xp[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+
+
+def random_flip(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    flip = torch.rand(x.shape[0], device=x.device, generator=g) < 0.5
+    return torch.where(flip[:, None, None, None], x.flip(3), x)
+
+
+def random_resized_crop(x: torch.Tensor, size: int, g: torch.Generator, scale=(0.35, 1.0), ratio=(3 / 4, 4 / 3)) -> torch.Tensor:
+    """Per-sample RandomResizedCrop of a float batch via one affine grid_sample (also resizes)."""
+    b = x.shape[0]
+    dev = x.device
+    area = torch.empty(b, device=dev).uniform_(scale[0], scale[1], generator=g)
+    log_r = torch.empty(b, device=dev).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=g)
+    r = torch.exp(log_r)
+    w = torch.sqrt(area * r).clamp(max=1.0)
+    h = torch.sqrt(area / r).clamp(max=1.0)
+    cx = (torch.rand(b, device=dev, generator=g) * 2 - 1) * (1 - w)
+    cy = (torch.rand(b, device=dev, generator=g) * 2 - 1) * (1 - h)
+    theta = torch.zeros(b, 2, 3, device=dev, dtype=x.dtype)
+    theta[:, 0, 0], theta[:, 0, 2], theta[:, 1, 1], theta[:, 1, 2] = w, cx, h, cy
+    grid = F.affine_grid(theta, [b, x.shape[1], size, size], align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def random_erasing(x: torch.Tensor, g: torch.Generator, p: float = 0.25, area=(0.02, 0.33), ratio=(0.3, 3.3)) -> torch.Tensor:
+    """Zero (= the mean colour after normalisation) one random rectangle in a fraction p of the batch."""
+    b, _, h, w = x.shape
+    dev = x.device
+    apply = torch.rand(b, device=dev, generator=g) < p
+    a = torch.empty(b, device=dev).uniform_(area[0], area[1], generator=g)
+    r = torch.exp(torch.empty(b, device=dev).uniform_(math.log(ratio[0]), math.log(ratio[1]), generator=g))
+    eh = (torch.sqrt(a * r) * h).clamp(1, h)
+    ew = (torch.sqrt(a / r) * w).clamp(1, w)
+    y0 = torch.rand(b, device=dev, generator=g) * (h - eh)
+    x0 = torch.rand(b, device=dev, generator=g) * (w - ew)
+    ys = torch.arange(h, device=dev)[None, :]
+    xs = torch.arange(w, device=dev)[None, :]
+    in_y = (ys >= y0[:, None]) & (ys < (y0 + eh)[:, None])
+    in_x = (xs >= x0[:, None]) & (xs < (x0 + ew)[:, None])
+    mask = (in_y[:, :, None] & in_x[:, None, :]) & apply[:, None, None]
+    return x.masked_fill(mask[:, None], 0.0)
+
+
+class BatchLoader:
+    """Iterate (images, labels) batches of a uint8 dataset that already sits on ``device``.
+
+    ``augment``: none | standard (pad-crop + flip) | strong (random-resized-crop + flip + erasing).
+    With ``world_size`` > 1 every rank takes a disjoint, equal-length shard of each epoch's order.
+    """
+
+    def __init__(
+        self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, *, mean, std,
+        image_size: int | None = None, augment: str = "none", padding: int = 4, shuffle: bool = False,
+        drop_last: bool = False, seed: int = 0, rank: int = 0, world_size: int = 1,
+        channels_last: bool = False,
+    ):
+        self.images, self.labels = images, labels
+        self.device = images.device
+        self.batch_size = batch_size
+        self.image_size = image_size or int(images.shape[-1])
+        self.augment, self.padding, self.shuffle = augment, padding, shuffle
+        self.seed, self.rank, self.world_size = seed, rank, world_size
+        self.channels_last = channels_last
+        n = len(labels)
+        self.shard_size = n // world_size if (shuffle and world_size > 1) else n
+        if world_size > 1 and not shuffle:
+            self.shard_size = math.ceil(n / world_size)
+        self.drop_last = drop_last and self.shard_size >= batch_size
+        self.epoch = 0
+        mean_t = torch.tensor(mean, device=self.device, dtype=torch.float32).view(1, 3, 1, 1)
+        std_t = torch.tensor(std, device=self.device, dtype=torch.float32).view(1, 3, 1, 1)
+        # x/255 then (x - mean)/std folded into one multiply-add
+        self._scale = 1.0 / (255.0 * std_t)
+        self._shift = -mean_t / std_t
+
+    def __len__(self) -> int:
+        if self.drop_last:
+            return self.shard_size // self.batch_size
+        return math.ceil(self.shard_size / self.batch_size)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _order(self) -> torch.Tensor:
+        n = len(self.labels)
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed * 100003 + self.epoch)
+            order = torch.randperm(n, generator=g)
+            # Drop the tail that does not divide evenly so every rank runs the same number of steps.
+            order = order[: self.shard_size * self.world_size][self.rank :: self.world_size]
+        else:
+            order = torch.arange(n)
+            if self.world_size > 1:  # evaluation: contiguous shards, the last one may be shorter
+                order = order[self.rank * self.shard_size : (self.rank + 1) * self.shard_size]
+        return order.to(self.device, non_blocking=True)
+
+    def transform(self, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
+        size = self.image_size
+        if g is not None and self.augment == "standard":
+            x = random_flip(random_crop(x, self.padding, g), g)
+        x = x.float()
+        if g is not None and self.augment == "strong":
+            x = random_resized_crop(x, size, g)
+            x = random_flip(x, g)
+        elif x.shape[-1] != size or x.shape[-2] != size:
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=size < x.shape[-1])
+        x = x * self._scale + self._shift
+        if g is not None and self.augment == "strong":
+            x = random_erasing(x, g)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def batches(self, start_step: int = 0):
+        """Yield (step, images, labels, sample_indices) from ``start_step`` on (mid-epoch resume)."""
+        order = self._order()
+        augment = self.shuffle and self.augment != "none"
+        for step in range(start_step, len(self)):
+            idx = order[step * self.batch_size : (step + 1) * self.batch_size]
+            x = self.images.index_select(0, idx)
+            y = self.labels.index_select(0, idx)
+            g = _generator(self.device, (self.seed * 1_000_003 + self.epoch * 10_007 + step) % (2**63)) if augment else None
+            yield step, self.transform(x, g), y, idx
+
+    def __iter__(self):
+        for _step, x, y, _idx in self.batches():
+            yield x, y

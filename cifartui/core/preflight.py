@@ -1,0 +1,31 @@
+"""Checks that are cheap and catch bad input before a run folder is created."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from cifartui.config import Config
+from cifartui.core.data import DataError
+from cifartui.core.engine import resolve_device
+from cifartui.core.model import resolve_name
+from cifartui.store import StoreError
+
+
+def preflight(cfg: Config) -> None:
+    """Raise a UserError naming the field when the config cannot work here."""
+    resolve_name(cfg.model)  # unknown timm model / pretrained tag
+    resolve_device(cfg.device)
+    if cfg.model.checkpoint and not Path(cfg.model.checkpoint).expanduser().is_file():
+        from cifartui.core.checkpoint import CheckpointError
+
+        raise CheckpointError(f"model.checkpoint: {cfg.model.checkpoint!r} does not exist. Give the path of a .pt/.pth/.safetensors file.")
+    if cfg.data.source == "imagefolder":
+        root = Path(cfg.data.root).expanduser()
+        if not root.is_dir():
+            raise DataError(f"data.root: {str(root)!r} does not exist (data.source=imagefolder).\n"
+                            "  Point data.root at a folder of class folders (or with train/ val/ test/).")
+    root = Path(cfg.output.root).expanduser()
+    probe = root if root.exists() else next((p for p in root.parents if p.exists()), Path("."))
+    if not os.access(probe, os.W_OK):
+        raise StoreError(f"output.root: {str(root)!r} is not writable.\n  Pick a folder you can write to, e.g. --set output.root=./runs")

@@ -1,0 +1,156 @@
+"""Training without the app: Rich progress and an epoch table on a TTY, plain lines otherwise.
+
+Signals: Ctrl-C / SIGTERM ask the trainer to stop after the current step (it saves last.pt and
+records ``run_ended`` stopped), a second Ctrl-C aborts at once; SIGHUP (the SSH link dropping) is
+ignored so nohup is not even needed.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from cifartui.core.events import EpochEnd, Event, Evaluation, Log, RunEnded, RunStarted, Step
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_SIGINT, EXIT_SIGTERM = 130, 143
+
+
+class HeadlessReporter:
+    """An event sink that prints. Output errors (a closed terminal) silence it instead of killing training."""
+
+    def __init__(self, console: Console | None = None, plain: bool | None = None):
+        self.console = console or Console(stderr=False, highlight=False)
+        self.plain = (not self.console.is_terminal) if plain is None else plain
+        self.progress: Progress | None = None
+        self.task = None
+        self.epochs = 0
+        self.dead = False
+        self._last_plain_step = 0.0
+
+    def __call__(self, event: Event) -> None:
+        if self.dead:
+            return
+        try:
+            self._handle(event)
+        except OSError:  # the terminal went away (SIGHUP, closed pipe): keep training silently
+            self.dead = True
+
+    def _print(self, text: str, style: str | None = None) -> None:
+        if self.plain:
+            print(text, flush=True)
+        else:
+            target = self.progress.console if self.progress else self.console
+            target.print(text, style=style, markup=False)
+
+    def _handle(self, event: Event) -> None:
+        if isinstance(event, RunStarted):
+            self.epochs = event.epochs
+            resumed = f", resumed at epoch {event.resumed_from_epoch}" if event.resumed_from_epoch else ""
+            gpu = f" ({event.device_name})" if event.device_name else ""
+            self._print(f"run {event.run_id}: {event.model} on {event.dataset}, {event.num_classes} classes, "
+                        f"{event.train_size}/{event.val_size}/{event.test_size} train/val/test, "
+                        f"device {event.device}{gpu}, world size {event.world_size}{resumed}", "bold")
+            if not self.plain:
+                self.progress = Progress(
+                    TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(),
+                    MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.4f} acc {task.fields[acc]:.3f}"),
+                    TextColumn("{task.fields[ips]:.0f} img/s"), TimeRemainingColumn(), console=self.console,
+                    transient=True)
+                self.progress.start()
+        elif isinstance(event, Step):
+            if self.progress is not None:
+                if self.task is None:
+                    self.task = self.progress.add_task("train", total=event.steps, epoch=event.epoch, epochs=self.epochs,
+                                                       loss=event.loss, acc=event.acc, ips=event.images_per_second)
+                self.progress.update(self.task, completed=event.step, total=event.steps, epoch=event.epoch,
+                                     loss=event.loss, acc=event.acc, ips=event.images_per_second)
+            elif time.monotonic() - self._last_plain_step > 10 or event.step == event.steps:
+                self._last_plain_step = time.monotonic()
+                self._print(f"epoch {event.epoch} step {event.step}/{event.steps} loss {event.loss:.4f} "
+                            f"acc {event.acc:.4f} lr {event.lr:.3g} {event.images_per_second:.0f} img/s")
+        elif isinstance(event, EpochEnd):
+            best = " *best*" if event.is_best else ""
+            self._print(f"epoch {event.epoch}/{self.epochs}  train loss {event.train_loss:.4f} acc {event.train_acc:.4f}  "
+                        f"val loss {event.val_loss:.4f} acc {event.val_acc:.4f} top5 {event.val_top5:.4f}  "
+                        f"lr {event.lr:.3g}  {event.epoch_seconds:.1f}s {event.images_per_second:.0f} img/s{best}",
+                        "green" if event.is_best else None)
+        elif isinstance(event, Evaluation) and event.split == "test":
+            self._print(f"test: top-1 {event.top1:.4f} top-5 {event.top5:.4f} loss {event.loss:.4f} "
+                        f"({event.num_samples} images, weights of epoch {event.epoch})", "bold")
+        elif isinstance(event, Log):
+            style = {"warning": "yellow", "error": "red"}.get(event.level)
+            prefix = "" if event.level == "info" else f"{event.level}: "
+            self._print(prefix + event.message, style)
+        elif isinstance(event, RunEnded):
+            self.close()
+            style = "green" if event.status in ("completed", "early_stopped") else "red"
+            self._print(f"run {event.status}: {event.reason}", style)
+
+    def close(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
+            self.task = None
+
+
+class SignalStop:
+    """Turns SIGINT/SIGTERM into a graceful stop request; remembers which one for the exit code."""
+
+    def __init__(self, stop: threading.Event):
+        self.stop = stop
+        self.signum: int | None = None
+        self._old: dict[int, object] = {}
+
+    def _handler(self, signum, frame):
+        if self.stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # second Ctrl-C: abort now
+        self.signum = signum
+        self.stop.set()
+        print(f"\n{signal.Signals(signum).name}: stopping after this step and saving last.pt "
+              "(Ctrl-C again to abort)", file=sys.stderr, flush=True)
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, self._handler)
+        if hasattr(signal, "SIGHUP"):
+            self._old[signal.SIGHUP] = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_SIGTERM if self.signum == signal.SIGTERM else EXIT_SIGINT
+
+
+def run_headless(cfg, resume_dir=None) -> int:
+    """Train ``cfg`` (or resume ``resume_dir``) with the Rich reporter; returns the process exit code."""
+    from cifartui import session
+    from cifartui.store import RunStore
+
+    if resume_dir is not None:
+        store = RunStore.open(resume_dir) if session._is_main_rank() else None
+    else:
+        store = session.create_run(cfg)
+    reporter = HeadlessReporter()
+    stop = threading.Event()
+    with SignalStop(stop) as signals:
+        try:
+            ended = session.train(cfg, store, [reporter], stop=stop, resume_dir=resume_dir)
+        except KeyboardInterrupt:
+            reporter.close()
+            print("aborted; last.pt holds the last saved state", file=sys.stderr)
+            return EXIT_SIGINT
+        finally:
+            reporter.close()
+    if ended.status == "stopped":
+        return signals.exit_code if signals.signum else EXIT_SIGINT
+    return EXIT_OK if ended.status in ("completed", "early_stopped") else EXIT_FAILED
