@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +59,7 @@ def load(path: str | os.PathLike, field: str = "model.checkpoint") -> dict[str, 
             f"(loading it could run code): {first}\n"
             "  Re-save only the state_dict: torch.save(model.state_dict(), 'weights.pt')."
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+    except Exception as exc:  # RuntimeError, EOFError, BadZipFile, IndexError... from a torn or foreign file
         raise CheckpointError(
             f"{field}: {str(p)!r} is corrupt or truncated ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}).\n"
             "  Use another copy; a run's last.pt/best.pt are written atomically, so an intact one may sit beside it."

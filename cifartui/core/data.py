@@ -256,25 +256,28 @@ def _load_imagefolder(cfg: DataConfig, notify: Notify):
 
 # -- synthetic ------------------------------------------------------------------------------------
 def make_synthetic(num_classes: int, n: int, size: int, split_seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Class-dependent images: each class has a fixed colour layout and stripe orientation; samples
-    are shifted, brightness-jittered, noisy copies. Learnable by a small CNN in a few epochs."""
+    """Class-dependent images, learnable but not trivially: classes come in pairs that share a colour
+    layout and differ only in their stripe pattern (so the confusion matrix has structure, like
+    boy/girl); samples are shifted, brightness-jittered, noisy copies of their class template."""
     g = torch.Generator().manual_seed(SYNTHETIC_SEED)
-    coarse = torch.rand(num_classes, 3, 4, 4, generator=g)
+    layouts = torch.rand((num_classes + 1) // 2, 3, 4, 4, generator=g)
+    coarse = layouts[torch.arange(num_classes) // 2]
     templates = torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
     angle = torch.rand(num_classes, generator=g) * torch.pi
-    freq = 2 + torch.rand(num_classes, generator=g) * 4
+    freq = 1.5 + torch.rand(num_classes, generator=g) * 3
     yy, xx = torch.meshgrid(torch.linspace(-1, 1, size), torch.linspace(-1, 1, size), indexing="ij")
-    stripes = torch.sin(freq[:, None, None] * torch.pi * (xx * torch.cos(angle)[:, None, None] + yy * torch.sin(angle)[:, None, None]))
-    templates = 0.65 * templates + 0.35 * (stripes[:, None] * 0.5 + 0.5)
+    phase = xx * torch.cos(angle)[:, None, None] + yy * torch.sin(angle)[:, None, None]
+    stripes = torch.sin(freq[:, None, None] * torch.pi * phase)
+    templates = 0.75 * templates + 0.25 * (stripes[:, None] * 0.5 + 0.5)
     gs = torch.Generator().manual_seed(SYNTHETIC_SEED + 1 + split_seed)
     y = torch.arange(n) % num_classes
     y = y[torch.randperm(n, generator=gs)]
     imgs = templates[y]
-    shift = size // 8
+    shift = size // 6
     dx = torch.randint(-shift, shift + 1, (n,), generator=gs)
     dy = torch.randint(-shift, shift + 1, (n,), generator=gs)
     imgs = torch.stack([torch.roll(im, (int(a), int(b)), dims=(1, 2)) for im, a, b in zip(imgs, dy, dx)])
-    imgs = imgs * (0.7 + 0.6 * torch.rand(n, 1, 1, 1, generator=gs)) + 0.12 * torch.randn(imgs.shape, generator=gs)
+    imgs = imgs * (0.6 + 0.8 * torch.rand(n, 1, 1, 1, generator=gs)) + 0.3 * torch.randn(imgs.shape, generator=gs)
     return (imgs.clamp(0, 1) * 255).round().to(torch.uint8), y.to(torch.int64)
 
 
@@ -302,6 +305,10 @@ def _carve(x: torch.Tensor, y: torch.Tensor, fraction: float, seed: int):
         keep_idx.append(idx[k:])
     keep = torch.sort(torch.cat(keep_idx)).values
     take = torch.sort(torch.cat(take_idx)).values
+    if take.numel() == 0 and len(y) >= 2:  # one sample per class: fall back to a plain random split
+        perm = torch.randperm(len(y), generator=g)
+        k = min(max(1, int(round(len(y) * fraction))), len(y) - 1)
+        take, keep = torch.sort(perm[:k]).values, torch.sort(perm[k:]).values
     return x[keep], y[keep], x[take], y[take]
 
 
