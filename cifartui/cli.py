@@ -177,6 +177,14 @@ def cmd_app(args) -> int:
     return run_app(config_path=args.config, run=args.run, root=args.root or "runs") or 0
 
 
+def _rank_prefix() -> str:
+    """``[rank N] `` under torchrun for ranks other than 0 (their errors still show, but say whose they are)."""
+    import os
+
+    rank = os.environ.get("RANK", "0")
+    return "" if rank == "0" else f"[rank {rank}] "
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -190,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         if args.debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"{_rank_prefix()}error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except Exception as exc:  # a failure in training: the run is recorded as failed
         if args.debug:
@@ -198,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         from cifartui.core.engine import TrainingError
 
         if isinstance(exc, TrainingError):
-            print(f"error: {exc}", file=sys.stderr)
+            print(f"{_rank_prefix()}error: {exc}", file=sys.stderr)
         else:
-            print(f"error: {type(exc).__name__}: {exc}\n  (run with --debug for the traceback)", file=sys.stderr)
+            print(f"{_rank_prefix()}error: {type(exc).__name__}: {exc}\n  (run with --debug for the traceback)", file=sys.stderr)
         return 1

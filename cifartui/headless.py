@@ -102,8 +102,9 @@ class HeadlessReporter:
 class SignalStop:
     """Turns SIGINT/SIGTERM into a graceful stop request; remembers which one for the exit code."""
 
-    def __init__(self, stop: threading.Event):
+    def __init__(self, stop: threading.Event, quiet: bool = False):
         self.stop = stop
+        self.quiet = quiet  # torchrun ranks other than 0 stop just as well, without saying so N times
         self.signum: int | None = None
         self._old: dict[int, object] = {}
 
@@ -112,6 +113,8 @@ class SignalStop:
             raise KeyboardInterrupt  # second Ctrl-C: abort now
         self.signum = signum
         self.stop.set()
+        if self.quiet:
+            return
         print(f"\n{signal.Signals(signum).name}: stopping after this step and saving last.pt "
               "(Ctrl-C again to abort)", file=sys.stderr, flush=True)
 
@@ -136,18 +139,22 @@ def run_headless(cfg, resume_dir=None) -> int:
     from cifartui import session
     from cifartui.store import RunStore
 
+    # Under torchrun only rank 0 writes the run store and prints; the other ranks train silently (errors
+    # still reach stderr, prefixed with the rank) and need the run folder only to read last.pt on resume.
+    main = session._is_main_rank()
     if resume_dir is not None:
-        store = RunStore.open(resume_dir) if session._is_main_rank() else None
+        store = RunStore.open(resume_dir) if main else None
     else:
         store = session.create_run(cfg)
     reporter = HeadlessReporter()
     stop = threading.Event()
-    with SignalStop(stop) as signals:
+    with SignalStop(stop, quiet=not main) as signals:
         try:
-            ended = session.train(cfg, store, [reporter], stop=stop, resume_dir=resume_dir)
+            ended = session.train(cfg, store, [reporter] if main else [], stop=stop, resume_dir=resume_dir)
         except KeyboardInterrupt:
             reporter.close()
-            print("aborted; last.pt holds the last saved state", file=sys.stderr)
+            if main:
+                print("aborted; last.pt holds the last saved state", file=sys.stderr)
             return EXIT_SIGINT
         finally:
             reporter.close()

@@ -13,6 +13,7 @@ import random
 import socket
 import threading
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
@@ -140,9 +141,15 @@ class Trainer:
     def setup(self) -> None:
         cfg, t = self.cfg, self.cfg.train
         if self.dist.enabled and self.cfg.device in ("auto", "cuda") and torch.cuda.is_available():
-            self.device = torch.device("cuda", self.dist.local_rank)
+            if self.dist.local_rank >= torch.cuda.device_count():
+                raise SetupError(f"torchrun: local rank {self.dist.local_rank} but {torch.cuda.device_count()} GPU(s) are "
+                                 "visible on this node; give --nproc_per_node at most the number of GPUs.")
+            self.device = torch.device("cuda", self.dist.local_rank)  # one GPU per process
         else:
             self.device = resolve_device(cfg.device)
+            if self.device.type == "cuda" and int(os.environ.get("LOCAL_WORLD_SIZE", "1")) > 1:
+                raise SetupError(f"device: {cfg.device!r} would put every process of this node on one GPU; "
+                                 "use device: auto (or cuda) under torchrun: each process takes cuda:LOCAL_RANK.")
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
             torch.backends.cudnn.benchmark = True
@@ -150,8 +157,11 @@ class Trainer:
             torch.backends.cudnn.allow_tf32 = True
         ddp.init(self.dist, self.device)
         self._seed()
-        data = load_data(cfg.data, cfg.seed, notify=self.log)
-        model, data_cfg = build_model(cfg.model, data.num_classes, notify=self.log)
+        # under torchrun one process downloads first, the others then find the files (no racing writers)
+        with ddp.main_first(self.dist, active=cfg.data.source in ("cifar10", "cifar100") and cfg.data.download):
+            data = load_data(cfg.data, cfg.seed, notify=self.log)
+        with ddp.main_first(self.dist, active=bool(cfg.model.pretrained)):
+            model, data_cfg = build_model(cfg.model, data.num_classes, notify=self.log)
         if cfg.model.pretrained:
             data.mean, data.std = tuple(data_cfg["mean"]), tuple(data_cfg["std"])
             if cfg.data.image_size is None and data.image_size < 64:
@@ -166,11 +176,24 @@ class Trainer:
         self.amp_dtype = amp_dtype(t.amp, self.device)
         self.model = model.to(self.device, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
         self.train_model = self.model
+        lr = t.lr
         if self.dist.enabled:
-            if getattr(t, "sync_bn", False):
+            ws = self.dist.world_size
+            if len(data.train_y) < ws:
+                raise SetupError(f"torchrun: {len(data.train_y)} training images cannot be shared by {ws} processes.")
+            if t.sync_bn and self.device.type == "cuda":
                 self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+            elif t.sync_bn:
+                self.log("warning", "train.sync_bn needs CUDA (torch's SyncBatchNorm); on the CPU every process "
+                                    "keeps its own batch statistics.")
+            if self.device.type == "cpu":  # 1x1-conv grads come back in an equivalent layout with other strides
+                warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
             self.train_model = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            lr = t.lr * ws if t.scale_lr else t.lr
+            self.log("info", f"DDP: {ws} processes ({'nccl' if self.device.type == 'cuda' else 'gloo'}), global batch "
+                             f"{t.batch_size} x {ws} = {t.batch_size * ws}, lr {lr:g}"
+                             + (f" (train.lr {t.lr:g} x {ws}, scale_lr)" if t.scale_lr else ""))
         if t.compile:
             self.train_model = torch.compile(self.train_model)
 
@@ -186,11 +209,11 @@ class Trainer:
         params = [p for p in self.model.parameters() if p.requires_grad]
         fused = {"fused": True} if self.device.type == "cuda" else {}
         if t.optimizer == "sgd":
-            self.optimizer = torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay, nesterov=t.momentum > 0, **fused)
+            self.optimizer = torch.optim.SGD(params, lr=lr, momentum=t.momentum, weight_decay=t.weight_decay, nesterov=t.momentum > 0, **fused)
         elif t.optimizer == "adam":
-            self.optimizer = torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay, **fused)
+            self.optimizer = torch.optim.Adam(params, lr=lr, weight_decay=t.weight_decay, **fused)
         else:
-            self.optimizer = torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay, **fused)
+            self.optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=t.weight_decay, **fused)
         steps = len(self.train_loader)
         total, warmup = t.epochs * steps, int(t.warmup_epochs * steps)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -273,8 +296,35 @@ class Trainer:
         np.random.set_state(("MT19937", rng["numpy"].numpy().astype(np.uint32), rng["numpy_pos"], 0, 0.0))
         if "cuda" in rng and self.device.type == "cuda":
             torch.cuda.set_rng_state(rng["cuda"], self.device)
+        saved_world = int(state.get("world_size", 1))
+        if saved_world != self.dist.world_size:
+            self._adapt_to_world_size(saved_world)
+        if self.dist.rank > 0:  # last.pt holds rank 0's RNG state: give the other ranks their own streams again
+            torch.manual_seed(((self.cfg.seed + self.dist.rank) * 1_000_003 + self.epoch * 10_007 + self.step) % 2**63)
         self.resumed_from = self.epoch
         self.log("info", f"Resumed from {path} at epoch {self.epoch}, step {self.step}")
+
+    def _adapt_to_world_size(self, saved_world: int) -> None:
+        """last.pt was written by another number of processes: keep the epoch, map the position and the lr.
+
+        Shards are dealt round-robin from one order per epoch, so after k steps the ranks together have
+        used the first k x batch x world_size samples of it; the same prefix at the new world size is
+        k x old / new steps (rounded down: a few samples may be seen twice, none skipped).
+        """
+        world, steps = self.dist.world_size, len(self.train_loader)
+        old_step = self.step
+        self.step = min(steps, self.step * saved_world // world)
+        sched = self.scheduler
+        sched.last_epoch = (self.epoch - 1) * steps + self.step  # the schedule counts steps of this world size
+        if self.cfg.train.scale_lr:
+            sched.base_lrs = [b * world / saved_world for b in sched.base_lrs]
+        for group, base, fn in zip(self.optimizer.param_groups, sched.base_lrs, sched.lr_lambdas):
+            group["initial_lr"] = base
+            group["lr"] = base * fn(sched.last_epoch)
+        sched._last_lr = [g["lr"] for g in self.optimizer.param_groups]
+        self.log("warning", f"--resume: last.pt was written by {saved_world} process(es), this run has {world}: "
+                            f"global batch {self.cfg.train.batch_size * saved_world} -> {self.cfg.train.batch_size * world}"
+                            + (f", epoch {self.epoch} step {old_step} -> step {self.step}" if old_step else ""))
 
     # -- evaluation -------------------------------------------------------------------------------
     @torch.no_grad()
@@ -335,9 +385,13 @@ class Trainer:
         save_every = getattr(t, "save_every_steps", 0)
 
         def flush_accum() -> None:
-            self.accum["loss"] += float(loss_sum.item())
-            self.accum["correct"] += float(correct.item())
-            self.accum["seen"] += seen
+            loss_v, correct_v, seen_v = float(loss_sum.item()), float(correct.item()), seen
+            if self.dist.enabled:  # train figures over all ranks; every rank flushes at the same step
+                sums = ddp.all_sum(torch.tensor([loss_v, correct_v, float(seen)], dtype=torch.float64, device=dev))
+                loss_v, correct_v, seen_v = float(sums[0]), float(sums[1]), int(sums[2])
+            self.accum["loss"] += loss_v
+            self.accum["correct"] += correct_v
+            self.accum["seen"] += seen_v
             self.accum["seconds"] += time.perf_counter() - epoch_start
 
         for step, x, y, _idx in loader.batches(start_step):
@@ -366,15 +420,16 @@ class Trainer:
             last = step + 1 == steps
             if (step + 1) % t.log_interval == 0 or last:
                 # the only host sync of the loop: once per log interval
-                bad = int(first_bad.item())
+                bad = ddp.first_flagged(first_bad) if self.dist.enabled else int(first_bad.item())  # all ranks raise together
                 if bad >= 0:
                     raise TrainingError(f"non-finite loss at epoch {epoch}, step {bad + 1}: the last good checkpoint is kept. "
                                         "Lower train.lr, set train.grad_clip, or use train.amp=bf16.")
                 now = time.perf_counter()
-                total_seen = self.accum["seen"] + seen
+                ws = self.dist.world_size  # running figures: rank 0's batches stand for all ranks (exact at epoch end)
+                total_seen = self.accum["seen"] + seen * ws
                 self.emit(Step(epoch=epoch, step=step + 1, steps=steps,
-                               loss=(self.accum["loss"] + float(loss_sum.item())) / max(1, total_seen),
-                               acc=(self.accum["correct"] + float(correct.item())) / max(1, total_seen),
+                               loss=(self.accum["loss"] + float(loss_sum.item()) * ws) / max(1, total_seen),
+                               acc=(self.accum["correct"] + float(correct.item()) * ws) / max(1, total_seen),
                                lr=self.optimizer.param_groups[0]["lr"],
                                images_per_second=(seen - mark_seen) * self.dist.world_size / max(1e-9, now - mark_time)))
                 mark_time, mark_seen = now, seen
@@ -397,7 +452,7 @@ class Trainer:
             steps_per_epoch=len(self.train_loader), train_size=len(data.train_y), val_size=len(data.val_y),
             test_size=len(data.test_y), world_size=self.dist.world_size, model=cfg.model.name,
             dataset=cfg.data.source, resumed_from_epoch=self.resumed_from, pid=os.getpid(), host=socket.gethostname()))
-        if cfg.output.save_samples and self.resumed_from is None:
+        if cfg.output.save_samples and self.resumed_from is None and self.dist.is_main:
             self.emit(Samples(split="val", num_samples=len(data.val_y), arrays={"images": thumbnails(data.val_x)}))
             self.emit(Samples(split="test", num_samples=len(data.test_y), arrays={"images": thumbnails(data.test_x)}))
         status, reason = "completed", f"finished {t.epochs} epochs"
@@ -410,6 +465,8 @@ class Trainer:
             start_step = 0
             train_seconds = self.accum["seconds"]
             t0 = time.perf_counter()
+            if self.dist.enabled:  # one set of BatchNorm statistics: the one rank 0 saves and every shard uses
+                ddp.average_buffers(self.model)
             val = self.evaluate(self.val_loader)
             epoch_seconds = train_seconds + time.perf_counter() - t0
             is_best = val.top1 > self.best_val_acc
@@ -424,11 +481,14 @@ class Trainer:
             self.emit(EpochEnd(
                 epoch=epoch, train_loss=self.accum["loss"] / seen, train_acc=self.accum["correct"] / seen,
                 val_loss=val.loss, val_acc=val.top1, val_top5=val.top5, lr=self.optimizer.param_groups[0]["lr"],
-                epoch_seconds=epoch_seconds, images_per_second=self.accum["seen"] * self.dist.world_size / max(1e-9, train_seconds),
+                epoch_seconds=epoch_seconds, images_per_second=self.accum["seen"] / max(1e-9, train_seconds),
                 best_val_acc=self.best_val_acc, is_best=is_best,
                 gpu_memory_mb=torch.cuda.max_memory_allocated(self.device) / 2**20 if self.device.type == "cuda" else None))
             self.save_last(epoch + 1, 0)
-            if t.early_stop_patience and self.bad_epochs >= t.early_stop_patience and epoch < t.epochs:
+            early = bool(t.early_stop_patience and self.bad_epochs >= t.early_stop_patience and epoch < t.epochs)
+            if self.dist.enabled:  # already equal on all ranks (val.top1 comes from all-reduced counts); made certain
+                early = ddp.any_true(early, self.device)
+            if early:
                 status = "early_stopped"
                 reason = (f"early stopping: no better validation accuracy for {self.bad_epochs} epochs "
                           f"(best {self.best_val_acc:.4f} at epoch {self.best_epoch})")
@@ -441,8 +501,7 @@ class Trainer:
         if best_path is not None and self.dist.is_main and best_path.exists():
             load_exact_weights(self.model, ckpt.state_dict_of(ckpt.load(best_path, "best.pt")), str(best_path), "best.pt")
         if self.dist.enabled:  # every rank scores with rank 0's best weights
-            for tensor in self.model.state_dict().values():
-                torch.distributed.broadcast(tensor, src=0)
+            ddp.broadcast_state(self.model, src=0)
         test = self.evaluate(self.test_loader)
         self.emit(Evaluation(split="test", epoch=self.best_epoch, loss=test.loss, top1=test.top1, top5=test.top5,
                              num_samples=int(test.targets.size), arrays=test.arrays()))

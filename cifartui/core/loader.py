@@ -81,7 +81,13 @@ class BatchLoader:
     """Iterate (images, labels) batches of a uint8 dataset that already sits on ``device``.
 
     ``augment``: none | standard (pad-crop + flip) | strong (random-resized-crop + flip + erasing).
-    With ``world_size`` > 1 every rank takes a disjoint, equal-length shard of each epoch's order.
+    With ``world_size`` > 1 every rank takes a disjoint, equal-length shard of each epoch's order: the
+    shuffled order is cut to a multiple of ``world_size`` (at most world_size - 1 samples sit out this
+    epoch; the next epoch's order differs) and dealt round-robin, so after k steps the ranks together have
+    seen exactly the first k x batch_size x world_size samples of the order. With ``drop_last`` a shard's
+    last partial batch is dropped as in a single process, so every rank runs the same number of steps
+    (DDP needs that). Evaluation (no shuffle) splits contiguously in ceil(n / world_size) chunks, the last
+    one shorter, nothing dropped: gathered in rank order, predictions come back in dataset order.
     """
 
     def __init__(
@@ -99,8 +105,11 @@ class BatchLoader:
         self.channels_last = channels_last
         n = len(labels)
         self.shard_size = n // world_size if (shuffle and world_size > 1) else n
+        self._chunk = n
         if world_size > 1 and not shuffle:
-            self.shard_size = math.ceil(n / world_size)
+            # evaluation: contiguous chunks of ceil(n / world_size); the last is shorter (or empty)
+            self._chunk = math.ceil(n / world_size)
+            self.shard_size = max(0, min(n, (rank + 1) * self._chunk) - rank * self._chunk)
         self.drop_last = drop_last and self.shard_size >= batch_size
         self.epoch = 0
         mean_t = torch.tensor(mean, device=self.device, dtype=torch.float32).view(1, 3, 1, 1)
@@ -127,7 +136,7 @@ class BatchLoader:
         else:
             order = torch.arange(n)
             if self.world_size > 1:  # evaluation: contiguous shards, the last one may be shorter
-                order = order[self.rank * self.shard_size : (self.rank + 1) * self.shard_size]
+                order = order[self.rank * self._chunk : (self.rank + 1) * self._chunk]
         return order.to(self.device, non_blocking=True)
 
     def transform(self, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
@@ -155,7 +164,9 @@ class BatchLoader:
             idx = order[step * self.batch_size : (step + 1) * self.batch_size]
             x = self.images.index_select(0, idx)
             y = self.labels.index_select(0, idx)
-            g = _generator(self.device, (self.seed * 1_000_003 + self.epoch * 10_007 + step) % (2**63)) if augment else None
+            # rank 0 keeps the single-process stream; other ranks draw their own (not rank 0's crops again)
+            key = self.seed * 1_000_003 + self.epoch * 10_007 + step + self.rank * 7_919_000_003
+            g = _generator(self.device, key % (2**63)) if augment else None
             yield step, self.transform(x, g), y, idx
 
     def __iter__(self):
