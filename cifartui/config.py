@@ -71,6 +71,7 @@ class TrainConfig(_Section):
     compile: bool = False
     grad_clip: float | None = Field(None, gt=0.0)
     log_interval: int = Field(20, ge=1)
+    save_every_steps: int = Field(0, ge=0)  # also save last.pt every N steps (mid-epoch resume); 0 = each epoch
     # Multi-process (torchrun) only; ignored in a single process. The global batch is batch_size x world_size.
     sync_bn: bool = False  # SyncBatchNorm: batch statistics over the global batch (CUDA only)
     scale_lr: bool = False  # linear scaling: the lr used is lr x world_size

@@ -101,7 +101,24 @@ class RunStore:
         """Reopen an existing run for appending (resume)."""
         store = cls(path)
         store._summary = _read_json(store.path / SUMMARY_FILE) or {}
+        store._repair_after_crash()
         return store
+
+    def _repair_after_crash(self) -> None:
+        """A writer killed mid-write leaves a line without its newline and temp files of atomic writes.
+        End the torn line (readers skip it) so appended events start on a line of their own."""
+        events = self.path / EVENTS_FILE
+        try:
+            with open(events, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                torn = f.read(1) != b"\n"
+        except (FileNotFoundError, OSError):
+            torn = False
+        if torn:
+            with open(events, "a", encoding="utf-8") as f:
+                f.write("\n")
+        for tmp in list(self.path.glob(".*.tmp")) + list((self.path / EVAL_DIR).glob(".*.tmp")):
+            tmp.unlink(missing_ok=True)
 
     # -- writing ----------------------------------------------------------------------------------
     def write_config(self, text: str) -> None:

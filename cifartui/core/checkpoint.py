@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -53,10 +54,15 @@ def load(path: str | os.PathLike, field: str = "model.checkpoint") -> dict[str, 
     try:
         obj = torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else "unsupported content"
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(exc))
+        if found is None:  # not a pickle of objects at all: garbage or a torn file
+            raise CheckpointError(
+                f"{field}: {str(p)!r} is corrupt or truncated (not a torch checkpoint).\n"
+                "  Use another copy; a run's last.pt/best.pt are written atomically, so an intact one may sit beside it."
+            ) from None
         raise CheckpointError(
-            f"{field}: {str(p)!r} holds Python objects that are not plain weights, so it was not loaded "
-            f"(loading it could run code): {first}\n"
+            f"{field}: {str(p)!r} holds Python objects that are not plain weights ({found.group(1)}), so it was "
+            "not loaded: loading it could run code.\n"
             "  Re-save only the state_dict: torch.save(model.state_dict(), 'weights.pt')."
         ) from None
     except Exception as exc:  # RuntimeError, EOFError, BadZipFile, IndexError... from a torn or foreign file

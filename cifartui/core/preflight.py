@@ -21,11 +21,29 @@ def preflight(cfg: Config) -> None:
 
         raise CheckpointError(f"model.checkpoint: {cfg.model.checkpoint!r} does not exist. Give the path of a .pt/.pth/.safetensors file.")
     if cfg.data.source == "imagefolder":
-        root = Path(cfg.data.root).expanduser()
-        if not root.is_dir():
-            raise DataError(f"data.root: {str(root)!r} does not exist (data.source=imagefolder).\n"
-                            "  Point data.root at a folder of class folders (or with train/ val/ test/).")
+        _check_image_folder(Path(cfg.data.root).expanduser())
+    if cfg.data.source in ("cifar10", "cifar100") and not cfg.data.download:
+        from cifartui.core.data import _cifar_meta
+
+        ds, root = _cifar_meta(cfg.data.source), Path(cfg.data.root).expanduser()
+        if not (root / ds.base_folder).is_dir() and not (root / ds.filename).exists():
+            raise DataError(f"data.root: no {cfg.data.source} files in {str(root)!r} (looked for {ds.base_folder}/ and "
+                            f"{ds.filename}).\n  Set data.download=true, or point data.root at a folder holding them.")
     root = Path(cfg.output.root).expanduser()
     probe = root if root.exists() else next((p for p in root.parents if p.exists()), Path("."))
     if not os.access(probe, os.W_OK):
         raise StoreError(f"output.root: {str(root)!r} is not writable.\n  Pick a folder you can write to, e.g. --set output.root=./runs")
+
+
+def _check_image_folder(root: Path) -> None:
+    """Folder structure only (no decoding): exists, has class folders, two or more of them."""
+    if not root.is_dir():
+        raise DataError(f"data.root: {str(root)!r} does not exist (data.source=imagefolder).\n"
+                        "  Point data.root at a folder of class folders (or with train/ val/ test/).")
+    base = root / "train" if (root / "train").is_dir() else root
+    classes = [p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    if not classes:
+        raise DataError(f"data.root: {str(base)!r} holds no class folders.\n"
+                        "  Expected <root>/<class>/<image> (or <root>/train/<class>/... with val/ and test/).")
+    if len(classes) < 2:
+        raise DataError(f"data.root: {str(base)!r} has a single class folder ({classes[0].name}); a classifier needs two or more.")
