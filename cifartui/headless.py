@@ -32,6 +32,7 @@ class HeadlessReporter:
         self.epochs = 0
         self.dead = False
         self._last_plain_step = 0.0
+        self._header_done = False
 
     def __call__(self, event: Event) -> None:
         if self.dead:
@@ -74,6 +75,15 @@ class HeadlessReporter:
                 self._last_plain_step = time.monotonic()
                 self._print(f"epoch {event.epoch} step {event.step}/{event.steps} loss {event.loss:.4f} "
                             f"acc {event.acc:.4f} lr {event.lr:.3g} {event.images_per_second:.0f} img/s")
+        elif isinstance(event, EpochEnd) and not self.plain:
+            if not self._header_done:  # an epoch table: header once, one aligned row per epoch
+                self._header_done = True
+                self._print(f"{'epoch':>7} {'train loss':>10} {'train acc':>9} {'val loss':>8} {'val acc':>7} "
+                            f"{'top-5':>6} {'lr':>8} {'time':>6} {'img/s':>6}", "bold underline")
+            self._print(f"{f'{event.epoch}/{self.epochs}':>7} {event.train_loss:>10.4f} {100 * event.train_acc:>8.2f}% "
+                        f"{event.val_loss:>8.4f} {100 * event.val_acc:>6.2f}% {100 * event.val_top5:>5.1f}% "
+                        f"{event.lr:>8.2e} {event.epoch_seconds:>5.1f}s {event.images_per_second:>6.0f}"
+                        + (" *" if event.is_best else ""), "green" if event.is_best else None)
         elif isinstance(event, EpochEnd):
             best = " *best*" if event.is_best else ""
             self._print(f"epoch {event.epoch}/{self.epochs}  train loss {event.train_loss:.4f} acc {event.train_acc:.4f}  "
