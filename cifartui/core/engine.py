@@ -397,6 +397,8 @@ class Trainer:
         for step, x, y, _idx in loader.batches(start_step):
             # every step alone; every log interval under DDP, where asking costs a collective
             if (not self.dist.enabled or step % t.log_interval == 0) and self._stop_requested():
+                if not self.stop.is_set():  # under torchrun: the signal reached another process
+                    self.log("info", f"stop requested in another process; all {self.dist.world_size} stop at epoch {epoch}, step {step}")
                 flush_accum()
                 self.save_last(epoch, step)
                 return False
@@ -520,7 +522,9 @@ class Trainer:
         """Set up and fit; any failure becomes a ``run_ended`` event with status failed, then re-raises."""
         try:
             self.setup()
-            return self.fit()
+            ended = self.fit()
+            ddp.barrier()  # no rank exits (torchrun would take that as a failure) before rank 0 has written all
+            return ended
         except BaseException as exc:
             if isinstance(exc, KeyboardInterrupt):
                 self.emit(RunEnded(status="stopped", reason="interrupted"))
