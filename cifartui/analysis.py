@@ -191,7 +191,7 @@ def tolerance(p: float, n: int) -> float:
 def _status(data: RunData) -> list[Finding]:
     s = data.summary
     done = len(data.epochs)
-    planned = data.cfg("train.epochs") or s.epochs
+    planned = (data.started or {}).get("epochs", data.cfg("train.epochs") or s.epochs)
     figures = {"status": s.status, "reason": s.reason, "epochs_done": done, "epochs": planned}
     if s.status == "failed":
         return [Finding("status", "warning", f"The run failed after {done} epoch(s): {s.reason or 'no reason recorded'}.", figures)]
@@ -312,7 +312,7 @@ def _early_stop_and_best(data: RunData) -> list[Finding]:
     best_epoch, best_acc = best
     last = data.epochs[-1]
     last_epoch, last_acc = int(last["epoch"]), float(last["val_acc"])
-    planned = int(data.cfg("train.epochs") or data.summary.epochs or last_epoch)
+    planned = int((data.started or {}).get("epochs") or data.cfg("train.epochs") or data.summary.epochs or last_epoch)
     if data.summary.status == "early_stopped":
         patience = data.cfg("train.early_stop_patience")
         figures = {"stopped_after_epoch": last_epoch, "epochs": planned, "patience": patience,

@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("run", metavar="RUN", help="run folder, id, or unique id prefix")
     s.add_argument("--root", dest="sub_root", metavar="DIR")
     s.add_argument("--json", action="store_true", help="print JSON")
+
+    from cifartui.commands import add_parsers  # report, eval, predict, export (each sets args.func)
+
+    add_parsers(sub)
     return p
 
 
@@ -194,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command is None:
             return cmd_app(args)
-        return commands[args.command](args)
+        return commands[args.command](args) if args.command in commands else args.func(args)
     except UserError as exc:
         if args.debug:
             raise

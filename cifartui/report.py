@@ -221,7 +221,7 @@ def build_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     lines: list[str] = [f"# Run report: {s.id}", ""]
     head = [f"**{s.model or data.cfg('model.name') or '?'}** on **{s.dataset or data.cfg('data.source') or '?'}**",
             f"status **{s.status}**" + (f" ({s.reason})" if s.reason else ""),
-            f"{len(data.epochs)}/{data.cfg('train.epochs') or s.epochs} epochs"]
+            f"{len(data.epochs)}/{(data.started or {}).get('epochs', data.cfg('train.epochs') or s.epochs)} epochs"]
     if data.started:
         st = data.started
         head.append(f"{st.get('num_classes')} classes, {st.get('train_size')}/{st.get('val_size')}/{st.get('test_size')} "

@@ -1,0 +1,59 @@
+"""``cifartui export RUN --csv [-o FILE]``: per-epoch metrics as CSV, in the shape of timm's summary.csv.
+
+Columns: timm's first, in timm's order and with timm's names and units -- ``epoch, train_loss, eval_loss,
+eval_top1, eval_top5, lr`` (``eval_*`` is our validation split; accuracies in percent, as timm writes
+them, so a sheet or script comparing with timm's summary.csv needs no conversion) -- then ours:
+``train_top1`` (percent, running mean over the epoch's augmented batches), ``epoch_seconds``,
+``images_per_second``, ``is_best`` (1 for the best validation epoch so far).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import sys
+from pathlib import Path
+
+from cifartui.analysis import load_run
+
+COLUMNS = ("epoch", "train_loss", "eval_loss", "eval_top1", "eval_top5", "lr",
+           "train_top1", "epoch_seconds", "images_per_second", "is_best")
+
+
+def _percent(v) -> float | str:
+    return "" if v is None else round(100.0 * float(v), 6)
+
+
+def export_rows(run_dir: str | os.PathLike) -> list[dict]:
+    rows = []
+    for e in load_run(run_dir).epochs:
+        rows.append({
+            "epoch": int(e["epoch"]), "train_loss": e.get("train_loss"), "eval_loss": e.get("val_loss"),
+            "eval_top1": _percent(e.get("val_acc")), "eval_top5": _percent(e.get("val_top5")), "lr": e.get("lr"),
+            "train_top1": _percent(e.get("train_acc")), "epoch_seconds": e.get("epoch_seconds"),
+            "images_per_second": e.get("images_per_second"), "is_best": int(bool(e.get("is_best"))),
+        })
+    return rows
+
+
+def export_csv(run_dir: str | os.PathLike) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(export_rows(run_dir))
+    return buf.getvalue()
+
+
+def cmd_export(args) -> int:
+    from cifartui.commands import root_of
+    from cifartui.store import resolve_run
+
+    run_dir = resolve_run(args.run, root_of(args))
+    text = export_csv(run_dir)
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote {args.output} ({text.count(chr(10)) - 1} epochs)", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return 0
