@@ -12,6 +12,8 @@ from PIL import Image
 from cifartui.cli import main
 from cifartui.store import evaluations, load_evaluation, load_samples, read_events, read_run
 
+pytestmark = pytest.mark.slow  # trains for real (about 20 s on 2 CPU cores)
+
 TINY = {
     "name": "tiny", "seed": 0, "device": "cpu",
     "data": {"source": "synthetic", "num_classes": 10, "train_size": 300, "test_size": 100, "synthetic_size": 32},
