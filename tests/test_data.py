@@ -87,16 +87,37 @@ def test_cifar10_from_extracted_batches(tmp_path):
 
 
 def test_cifar_offline_download_gives_a_clear_error(tmp_path, monkeypatch):
-    import torchvision.datasets.utils as tvu
+    import urllib.request
 
     def offline(*a, **k):
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
-    monkeypatch.setattr(tvu, "download_url", offline)
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
     with pytest.raises(DataError) as e:
         load_data(cfg(**{"data.source": "cifar100", "data.root": str(tmp_path)}), 0)
     msg = str(e.value)
     assert "cannot download CIFAR-100" in msg and "data.root" in msg and "synthetic" in msg
+    assert not any(tmp_path.iterdir()), "no partial file left behind"
+
+
+def test_download_shows_progress_and_checks_integrity(tmp_path, monkeypatch):
+    import hashlib
+    import io
+    import urllib.request
+
+    payload = bytes(range(256)) * 4096  # 1 MiB
+
+    class Response(io.BytesIO):
+        headers = {"Content-Length": str(len(payload))}
+
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: Response(payload))
+    notes = []
+    dest = tmp_path / "a.tar.gz"
+    data_mod.download("http://x/a.tar.gz", dest, hashlib.md5(payload).hexdigest(), "A", lambda lv, m: notes.append(m))
+    assert dest.read_bytes() == payload and notes[-1] == "Downloading A: 100% of 1 MB"
+    with pytest.raises(OSError, match="md5 mismatch"):
+        data_mod.download("http://x/a.tar.gz", tmp_path / "b.tar.gz", "0" * 32, "A", lambda *a: None)
+    assert not (tmp_path / "b.tar.gz").exists() and not (tmp_path / "b.tar.gz.partial").exists()
 
 
 def test_cifar_missing_without_download(tmp_path):

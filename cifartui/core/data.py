@@ -90,6 +90,37 @@ def _cifar_meta(source: str):
     return CIFAR100 if source == "cifar100" else CIFAR10
 
 
+def download(url: str, dest: Path, md5: str | None, label: str, notify: Notify) -> None:
+    """Fetch ``url`` to ``dest`` through ``dest.partial`` (renamed only when whole and its md5 matches).
+
+    Progress goes two ways: a tqdm bar on stderr for a terminal, and a log event every 10% so the app
+    (and a log file) can show it too.
+    """
+    import urllib.request
+
+    from torch.utils.model_zoo import tqdm
+    from torchvision.datasets.utils import check_integrity
+
+    partial = dest.with_name(dest.name + ".partial")
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers={"User-Agent": "cifartui"}), timeout=30) as resp:
+            total = int(resp.headers.get("Content-Length") or 0)
+            done, next_note = 0, 10
+            with open(partial, "wb") as f, tqdm(total=total or None, unit="B", unit_scale=True, desc=label) as bar:
+                while chunk := resp.read(1 << 20):
+                    f.write(chunk)
+                    done += len(chunk)
+                    bar.update(len(chunk))
+                    if total and 100 * done // total >= next_note:
+                        notify("info", f"Downloading {label}: {100 * done // total}% of {total / 2**20:.0f} MB")
+                        next_note += 10
+        if md5 and not check_integrity(str(partial), md5):
+            raise OSError(f"the download of {url} is corrupt (md5 mismatch)")
+        partial.replace(dest)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
 def _ensure_cifar(cfg: DataConfig, notify: Notify) -> Path:
     ds = _cifar_meta(cfg.source)
     root = Path(cfg.root).expanduser()
@@ -105,16 +136,11 @@ def _ensure_cifar(cfg: DataConfig, notify: Notify) -> Path:
                 f"  Set data.download=true, or point data.root at a folder holding {ds.base_folder}/, "
                 "or use data.source=synthetic / imagefolder."
             )
-        from torchvision.datasets.utils import download_url
-
         notify("info", f"Downloading {label} ({ds.url}) to {root} ...")
         try:
             root.mkdir(parents=True, exist_ok=True)
-            download_url(ds.url, str(root), ds.filename, ds.tgz_md5)
+            download(ds.url, archive, ds.tgz_md5, label, notify)
         except OSError as exc:  # URLError, socket errors, no space, permission
-            for partial in (archive, archive.with_suffix(archive.suffix + ".partial")):
-                if partial.exists() and partial.stat().st_size == 0:
-                    partial.unlink()
             raise DataError(
                 f"data.source={cfg.source}: cannot download {label} from {ds.url} ({exc}).\n"
                 f"  Offline? Copy {ds.filename} or its extracted {ds.base_folder}/ folder into data.root "
