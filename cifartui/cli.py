@@ -30,6 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", metavar="RUN", help="open the app on this run")
     p.add_argument("--root", metavar="DIR", default=None, help="output root holding the runs (default ./runs)")
     p.add_argument("--debug", action="store_true", help="show Python tracebacks")
+    p.add_argument("--set", dest="app_overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="app: override a value of the config it opens, e.g. --set train.epochs=1 (repeatable)")
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
 
     t = sub.add_parser("train", help="train from a YAML config (headless)")
@@ -178,7 +180,8 @@ def cmd_app(args) -> int:
         from cifartui.tui.app import run_app
     except ImportError as exc:
         raise UserError(f"the app could not start ({exc}); use --headless train CFG meanwhile.") from None
-    return run_app(config_path=args.config, run=args.run, root=args.root or "runs") or 0
+    return run_app(config_path=args.config, run=args.run, root=args.root or "runs",
+                   overrides=getattr(args, "app_overrides", [])) or 0
 
 
 def _rank_prefix() -> str:

@@ -1,0 +1,448 @@
+"""The Textual app: four screens (Config, Dashboard, Confusion, Runs) as modes, one run in view.
+
+Training runs in a thread worker that calls :func:`cifartui.session.train` with a
+:class:`~cifartui.tui.bridge.TrainingBridge` sink; torch is imported on that thread only, so the
+first frame appears before torch is loaded. Runs written by other processes are followed by polling
+an :class:`~cifartui.store.EventFollower`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from textual.app import App
+from textual.binding import Binding
+
+from cifartui import config as config_mod
+from cifartui.config import Config, ConfigError
+from cifartui.errors import UserError
+from cifartui.store import EventFollower, StoreError, list_runs, read_run, resolve_run
+from cifartui.tui.bridge import EventsReady, TrainingBridge
+from cifartui.tui.rundata import APP_DONE, APP_ERROR, APP_RUN_DIR, APP_STATUS, RunData
+from cifartui.tui.screens.config import ConfigScreen
+from cifartui.tui.screens.confusion import ConfusionScreen
+from cifartui.tui.screens.dashboard import DashboardScreen
+from cifartui.tui.screens.dialogs import ConfirmScreen, HelpScreen
+from cifartui.tui.screens.runs import RunsScreen
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
+DEFAULT_ROOT_VALUES = ("./runs", "runs")
+
+
+@dataclass
+class LiveTraining:
+    """The run this process trains (at most one at a time)."""
+
+    cfg: Config
+    data: RunData
+    bridge: TrainingBridge
+    stop: threading.Event = field(default_factory=threading.Event)
+    resume_dir: Path | None = None
+    started_at: float = field(default_factory=time.monotonic)
+    finished: bool = False
+
+
+def config_dirs() -> list[Path]:
+    """configs/ beside the package's repo, in the package, and in the working directory."""
+    out = []
+    for p in (PACKAGE_DIR.parent / "configs", PACKAGE_DIR / "configs", Path.cwd() / "configs"):
+        if p.is_dir() and p.resolve() not in [q.resolve() for q in out]:
+            out.append(p)
+    return out
+
+
+def find_demo_config() -> Path | None:
+    for d in config_dirs():
+        if (d / "demo.yaml").is_file():
+            return d / "demo.yaml"
+    return None
+
+
+class CifarApp(App):
+    CSS_PATH = "app.tcss"
+    TITLE = "cifartui"
+    ENABLE_COMMAND_PALETTE = False
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-wide")]
+    MODES = {
+        "config": ConfigScreen,
+        "dashboard": DashboardScreen,
+        "confusion": ConfusionScreen,
+        "runs": RunsScreen,
+    }
+    BINDINGS = [
+        Binding("e", "mode('config')", "Config"),
+        Binding("d", "mode('dashboard')", "Dashboard"),
+        Binding("c", "mode('confusion')", "Confusion"),
+        Binding("r", "mode('runs')", "Runs"),
+        Binding("question_mark", "help", "Keys", key_display="?"),
+        Binding("q", "quit", "Quit"),
+        Binding("ctrl+q", "quit", "Quit", show=False, priority=True),
+    ]
+
+    def __init__(self, config_path: str | os.PathLike | None = None, run: str | None = None,
+                 root: str | os.PathLike | None = "runs", overrides: Iterable[str] = (),
+                 redraw_interval: float = 1.0, follow_interval: float = 1.0, runs_refresh_interval: float = 3.0,
+                 graphics: str | None = None) -> None:
+        super().__init__()
+        self.root = Path(root or "runs")
+        self.config_path = Path(config_path) if config_path else None
+        self.run_ref = run
+        self.overrides = list(overrides)
+        self.redraw_interval = redraw_interval
+        self.follow_interval = follow_interval
+        self.runs_refresh_interval = runs_refresh_interval
+        self.current: RunData | None = None
+        self.live: LiveTraining | None = None
+        self.following: EventFollower | None = None
+        self._follow_checked = 0.0
+        self._quit_after_stop = False
+        self._samples: dict[tuple[str, str], Any] = {}
+        self._samples_lock = threading.Lock()
+        self.graphics_image_cls = _graphics_image_class(graphics)
+        self.startup_error: str | None = None
+        self.first_paint: float | None = None
+
+    # -- start-up ---------------------------------------------------------------------------------------
+    def on_mount(self) -> None:
+        self.set_interval(self.follow_interval, self._poll_follow)
+        start = "runs"
+        if self.run_ref:
+            try:
+                path = resolve_run(self.run_ref, self.root)
+            except StoreError as exc:
+                self.startup_error = str(exc)
+            else:
+                self._set_current_run(path)
+                start = "dashboard"
+        elif self.config_path is not None:
+            start = "config"
+        elif not list_runs(self.root):
+            start = "config"
+        self.switch_mode(start)
+        if self.startup_error:
+            self.notify(self.startup_error, title="--run", severity="error", timeout=10)
+        self.call_after_refresh(self._painted)
+
+    def on_unmount(self) -> None:
+        # Leaving by any path (q, ctrl+q, a test's end) stops a live run cleanly: last.pt is saved.
+        if self.live is not None and not self.live.finished:
+            self.live.stop.set()
+
+    def _painted(self) -> None:
+        if self.first_paint is None:
+            self.first_paint = time.perf_counter()
+            path = os.environ.get("CIFARTUI_FIRST_PAINT_FILE")
+            if path:  # for the first-frame measurement (tests/tui/test_pty.py, README)
+                Path(path).write_text(f"{time.time():.6f}\n")
+
+    def load_default_config(self, screen: ConfigScreen) -> None:
+        """The Config screen's first content: --config, else configs/demo.yaml, else the defaults."""
+        path = self.config_path or find_demo_config()
+        if path is not None:
+            screen.load_path(path, self.overrides)
+        else:
+            cfg = self.adjust_root(Config())
+            screen.load_config(cfg, None, "defaults (no configs/demo.yaml found)")
+
+    def adjust_root(self, cfg: Config) -> Config:
+        """A config that writes to the default ./runs writes under the app's root instead."""
+        if cfg.output.root in DEFAULT_ROOT_VALUES and str(self.root) not in DEFAULT_ROOT_VALUES:
+            return cfg.with_overrides(**{"output.root": str(self.root)})
+        return cfg
+
+    def config_files(self) -> list[Path]:
+        files: list[Path] = []
+        for d in config_dirs():
+            files.extend(sorted(d.glob("*.yaml")) + sorted(d.glob("*.yml")))
+        return files
+
+    def run_configs(self) -> list[tuple[str, Path]]:
+        return [(f"{r.id}  ({r.status})", Path(r.path) / "config.yaml") for r in list_runs(self.root)
+                if (Path(r.path) / "config.yaml").exists()]
+
+    def load_run_config(self, run_dir: Path, resume: bool = False, fine_tune: bool = False) -> None:
+        """A past run's config into the Config screen: as is, for a resume, or as a fine-tune."""
+        try:
+            base = config_mod.load(run_dir / "config.yaml")
+        except ConfigError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        cfg, label = base, f"run {run_dir.name}"
+        if fine_tune:
+            cfg = fine_tune_config(base, run_dir)
+            label = f"fine-tune from {run_dir.name} (best.pt, lr ÷10)"
+        self.switch_mode("config")
+        screen = self.screen
+        if isinstance(screen, ConfigScreen):
+            screen.load_config(cfg, base, label, run_dir / "config.yaml", resume_dir=run_dir if resume else None)
+
+    # -- runs in view -----------------------------------------------------------------------------------
+    @property
+    def training(self) -> bool:
+        return self.live is not None and not self.live.finished
+
+    def is_live(self, data: RunData | None) -> bool:
+        return data is not None and self.live is not None and data is self.live.data
+
+    def _set_current_run(self, path: Path) -> RunData:
+        if self.live is not None and self.live.data.run_dir is not None and self.live.data.run_dir.resolve() == path.resolve():
+            self.current, self.following = self.live.data, None
+            return self.current
+        data = RunData(path)
+        follower = EventFollower(path)
+        data.apply_all(follower.poll())
+        summary = read_run(path)
+        data.disk_status = summary.status
+        self.current = data
+        self.following = follower if summary.status == "running" and data.ended is None else None
+        self._follow_checked = time.monotonic()
+        return data
+
+    def open_run(self, path: Path, mode: str = "dashboard") -> None:
+        self._set_current_run(path)
+        self.switch_mode(mode)
+        self._notify_screen(force=True)
+
+    def _poll_follow(self) -> None:
+        follower, data = self.following, self.current
+        if follower is None or data is None:
+            return
+        changed = data.apply_all(follower.poll())
+        if time.monotonic() - self._follow_checked > 5 * self.follow_interval:
+            self._follow_checked = time.monotonic()
+            data.disk_status = read_run(data.run_dir).status if data.run_dir else None
+            changed = True
+        if data.ended is not None or (data.disk_status not in (None, "running")):
+            self.following = None
+            changed = True
+        if changed:
+            self._notify_screen()
+
+    def _notify_screen(self, force: bool = False) -> None:
+        update = getattr(self.screen, "run_updated", None)
+        if update is not None:
+            update(self.current, force=force)
+
+    # -- training ---------------------------------------------------------------------------------------
+    def start_training(self, cfg: Config, resume_dir: Path | None = None) -> bool:
+        if self.training:
+            self.notify("a run is already training here", severity="warning")
+            return False
+        data = RunData(resume_dir)
+        bridge = TrainingBridge(self.post_message)
+        live = LiveTraining(cfg=cfg, data=data, bridge=bridge, resume_dir=resume_dir)
+        if resume_dir is not None:
+            data.apply_all(EventFollower(resume_dir).poll())
+        self.live, self.current, self.following = live, data, None
+        bridge.push({"type": APP_STATUS, "message": "starting: loading torch and timm ..."})
+        self.run_worker(lambda: self._train_thread(live), thread=True, group="train", name="train", exit_on_error=False)
+        self.switch_mode("dashboard")
+        self._notify_screen(force=True)
+        return True
+
+    def _train_thread(self, live: LiveTraining) -> None:
+        """On the worker thread: preflight, create the run, train. Never raises into Textual."""
+        bridge = live.bridge
+        try:
+            from cifartui import session  # torch and timm load in here, off the UI thread
+            from cifartui.store import RunStore
+
+            if live.resume_dir is not None:
+                store = RunStore.open(live.resume_dir)
+            else:
+                from cifartui.core.preflight import preflight
+
+                preflight(live.cfg)
+                store = session.create_run(live.cfg)
+            bridge.push({"type": APP_RUN_DIR, "path": str(store.path)})
+            bridge.push({"type": APP_STATUS, "message": "loading data and building the model ..."})
+            session.train(live.cfg, store, sinks=[bridge], stop=live.stop, resume_dir=live.resume_dir)
+        except BaseException as exc:  # noqa: BLE001 - shown in the app, never a dead terminal
+            user = isinstance(exc, UserError)
+            message = str(exc) if user else f"{type(exc).__name__}: {exc}"
+            bridge.push({"type": APP_ERROR, "message": message, "user_error": user,
+                         "traceback": "" if user else traceback.format_exc(),
+                         "hint": "" if user else "the run is marked failed; the traceback is in the log pane"})
+        finally:
+            bridge.push({"type": APP_DONE})
+
+    def on_events_ready(self, message: EventsReady) -> None:
+        live = self.live
+        if live is None or message.bridge is not live.bridge:
+            return
+        events = message.bridge.drain()
+        if not events:
+            return
+        for e in events:
+            live.data.apply(e)
+            if e.get("type") == APP_ERROR:
+                self.notify(e.get("message", ""), title="training failed", severity="error", timeout=15)
+                if e.get("traceback"):
+                    for line in e["traceback"].rstrip().splitlines()[-12:]:
+                        live.data._log("error", line, None)
+            elif e.get("type") == "run_ended":
+                status = e.get("status")
+                sev = "information" if status in ("completed", "early_stopped") else "warning"
+                self.notify(f"{live.data.id}: {status} ({e.get('reason', '')})", severity=sev, timeout=6)
+            elif e.get("type") == APP_DONE:
+                live.finished = True
+        if self.current is live.data:
+            self._notify_screen()
+        if live.finished and self._quit_after_stop:
+            self.exit(0)
+
+    def stop_training(self) -> None:
+        if self.live is None or self.live.finished:
+            return
+        self.live.stop.set()
+        self.live.data.phase = "stopping after this step, saving last.pt ..."
+        self.live.data._log("warning", self.live.data.phase, time.time())
+        self._notify_screen()
+
+    # -- samples (drilldown thumbnails), shared across drilldowns ------------------------------------
+    def samples_cache(self, run_dir: Path, split: str, loader: Callable[[Path, str], Any]) -> Any:
+        key = (str(run_dir), split)
+        with self._samples_lock:
+            if key in self._samples:
+                return self._samples[key]
+        images = loader(run_dir, split)
+        with self._samples_lock:
+            if len(self._samples) > 4:
+                self._samples.clear()
+            self._samples[key] = images
+        return images
+
+    # -- actions ----------------------------------------------------------------------------------------
+    def action_mode(self, mode: str) -> None:
+        if self.current_mode == mode and len(self.screen_stack) > 1:
+            while len(self.screen_stack) > 1:
+                self.pop_screen()
+            return
+        self.switch_mode(mode)
+
+    def action_help(self) -> None:
+        from cifartui.tui.screens.compare import CompareScreen
+        from cifartui.tui.screens.drilldown import DrilldownScreen
+        from cifartui.tui.widgets.confusion_matrix import ConfusionMatrix
+        from cifartui.tui.widgets.thumbnails import ThumbGrid
+
+        groups = [
+            ("Everywhere", _rows(self.BINDINGS)),
+            ("Config (e)", _rows(ConfigScreen.BINDINGS) + [("f5", "Start (also while typing)"), ("ctrl+s", "Save as (also while typing)"),
+                                                          ("tab / shift+tab", "Next / previous field")]),
+            ("Dashboard (d)", _rows(DashboardScreen.BINDINGS)),
+            ("Confusion (c)", _rows(ConfusionScreen.BINDINGS) + _rows(ConfusionMatrix.BINDINGS, all_=True)
+             + [("tab", "Matrix / pairs list"), ("enter on a pair", "Drill down")]),
+            ("Drilldown", _rows(DrilldownScreen.BINDINGS) + _rows(ThumbGrid.BINDINGS, all_=True)),
+            ("Runs (r)", _rows(RunsScreen.BINDINGS, all_=True) + [("click a header", "Sort by that column")]),
+            ("Compare", _rows(CompareScreen.BINDINGS)),
+        ]
+        self.push_screen(HelpScreen(groups))
+
+    async def action_quit(self) -> None:
+        if not self.training:
+            self.exit(0)
+            return
+        if self._quit_after_stop:
+            self.notify("still saving last.pt; the app quits when that is done", severity="warning")
+            return
+
+        def answered(choice: str | None) -> None:
+            if choice == "stop":
+                self._quit_after_stop = True
+                self.stop_training()
+                self.notify("stopping after this step and saving last.pt; quitting when done", timeout=10)
+
+        run = self.live.data.id if self.live else ""
+        self.push_screen(ConfirmScreen("Training is running",
+                                       f"{run} is training. Stop it after the current step (saves last.pt, "
+                                       "resume later with R on the Runs screen) and quit?",
+                                       [("stop", "Stop and quit"), ("cancel", "Keep training")]), answered)
+
+
+def fine_tune_config(base: Config, run_dir: Path) -> Config:
+    """A new run initialised from ``run_dir``'s best.pt, no pretrained download, lr lowered 10x."""
+    name = base.name if base.name.endswith("-ft") else f"{base.name}-ft"
+    return base.with_overrides(**{
+        "model.checkpoint": str(run_dir / "best.pt"),
+        "model.pretrained": False,
+        "train.lr": base.train.lr / 10,
+        "name": name[:80],
+    })
+
+
+def _rows(bindings, all_: bool = False) -> list[tuple[str, str]]:
+    rows = []
+    for b in bindings:
+        if isinstance(b, tuple):
+            b = Binding(*b)
+        if not all_ and not b.show and b.key not in ("escape",):
+            continue
+        keys = b.key_display or ", ".join(_key_name(k) for k in b.key.split(","))
+        rows.append((keys, b.description))
+    return rows
+
+
+def _key_name(key: str) -> str:
+    return {"question_mark": "?", "plus": "+", "minus": "-", "equals_sign": "=", "slash": "/", "space": "space",
+            "left_square_bracket": "[", "right_square_bracket": "]"}.get(key, key)
+
+
+GRAPHICS_TERMINALS = ("kitty", "wezterm", "ghostty", "iterm", "konsole", "foot", "mlterm", "contour")
+
+
+def _graphics_image_class(mode: str | None):
+    """textual-image's widget when the terminal speaks a graphics protocol (kitty or sixel), else None.
+
+    ``CIFARTUI_GRAPHICS=1`` asks the terminal, ``0`` never does; by default only terminals known to
+    support one are asked (the query happens before Textual starts, see :func:`run_app`).
+    """
+    return _GRAPHICS.get("cls") if mode != "off" else None
+
+
+_GRAPHICS: dict[str, Any] = {}
+
+
+def detect_graphics(setting: str | None = None) -> str:
+    """Import textual-image (it queries the terminal) only where a graphics protocol is plausible."""
+    setting = (setting if setting is not None else os.environ.get("CIFARTUI_GRAPHICS", "auto")).lower()
+    if setting in ("0", "off", "no", "false"):
+        return "off"
+    if setting == "auto":
+        hints = " ".join(os.environ.get(k, "") for k in ("TERM", "TERM_PROGRAM", "LC_TERMINAL")).lower()
+        known = any(t in hints for t in GRAPHICS_TERMINALS) or "KITTY_WINDOW_ID" in os.environ or "KONSOLE_VERSION" in os.environ
+        if not known or "TMUX" in os.environ:
+            return "off"
+    try:
+        from textual_image import renderable
+        from textual_image.widget import Image as ImageWidget
+    except Exception:
+        return "off"
+    kind = renderable.Image.__name__.lower()
+    if "sixel" in renderable.Image.__module__ or "tgp" in renderable.Image.__module__:
+        _GRAPHICS["cls"] = ImageWidget
+        return renderable.Image.__module__.rsplit(".", 1)[-1]
+    del kind
+    return "off"
+
+
+def run_app(config_path: str | None = None, run: str | None = None, root: str | None = "runs",
+            overrides: Iterable[str] = ()) -> int:
+    """Entry point of ``cifartui`` (see cli.cmd_app)."""
+    if config_path is not None and not Path(config_path).is_file():
+        raise UserError(f"--config: {config_path!r} does not exist. See configs/ for ready recipes.")
+    if overrides:
+        try:
+            config_mod.load(config_path or find_demo_config(), list(overrides))
+        except ConfigError as exc:
+            raise UserError(str(exc)) from None
+    graphics = detect_graphics()
+    app = CifarApp(config_path=config_path, run=run, root=root, overrides=overrides, graphics=graphics)
+    app.run()
+    return int(app.return_code or 0)

@@ -1,0 +1,262 @@
+"""Config screen: open a YAML or a past run's config, edit it in a schema-built form, see the
+difference from the file, save it as a new YAML, start training (``s``), or resume a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Input, Static
+
+from cifartui import config as config_mod
+from cifartui.config import Config, ConfigError
+from cifartui.tui.formatting import fmt_value
+from cifartui.tui.screens.dialogs import ConfirmScreen, OpenConfigScreen, SaveAsScreen
+from cifartui.tui.widgets.config_form import ConfigForm
+
+if TYPE_CHECKING:
+    from cifartui.tui.app import CifarApp
+
+FINE_TUNE_LR = 1e-5  # same threshold as the trainer's warning
+
+
+def fine_tune_warning(cfg: Config) -> str | None:
+    """The reference author's lesson: from trained weights, lower the lr 10-100x."""
+    if cfg.model.checkpoint and cfg.train.lr > FINE_TUNE_LR:
+        return (f"train.lr = {cfg.train.lr:g} while starting from trained weights ({cfg.model.checkpoint}).\n"
+                f"Fine-tuning usually wants a 10-100x lower learning rate (e.g. 1e-5) to keep what was learned.")
+    return None
+
+
+class ConfigScreen(Screen):
+
+    BINDINGS = [
+        Binding("s", "start", "Start"),
+        Binding("f5", "start", "Start", show=False, priority=True),
+        Binding("o", "open", "Open"),
+        Binding("w", "save_as", "Save as"),
+        Binding("ctrl+s", "save_as", "Save as", show=False, priority=True),
+        Binding("v", "toggle_side", "Diff"),
+        Binding("escape", "leave_field", "Leave field", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.base: Config | None = None
+        self.source_label = "defaults"
+        self.source_path: Path | None = None
+        self.resume_dir: Path | None = None
+        self.load_error = ""
+        self._pending_load: tuple | None = None
+        self._ready = False
+
+    @property
+    def cifar(self) -> "CifarApp":
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="cfg-source", classes="screen-title")
+        with Horizontal(id="cfg-body"):
+            yield ConfigForm(id="cfg-form")
+            with VerticalScroll(id="cfg-side"):
+                yield Static(id="cfg-status")
+                yield Static(id="cfg-warning", classes="warning-text")
+                yield Static(id="cfg-diff")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._ready = True
+        if self._pending_load is not None:
+            args, self._pending_load = self._pending_load, None
+            self.load_config(*args)
+        else:
+            self.cifar.load_default_config(self)
+
+    # -- loading ------------------------------------------------------------------------------------
+    def load_config(self, cfg: Config | dict | None, base: Config | None, label: str, path: Path | None = None,
+                    resume_dir: Path | None = None, error: str = "") -> None:
+        """Fill the form. ``cfg`` may be raw data from an invalid file: the form shows what is wrong."""
+        if not self._ready:
+            self._pending_load = (cfg, base, label, path, resume_dir, error)
+            return
+        self.base, self.source_label, self.source_path = base, label, path
+        self.resume_dir, self.load_error = resume_dir, error
+        form = self.query_one(ConfigForm)
+        if isinstance(cfg, Config):
+            form.load(cfg)
+        else:
+            form.load_data(cfg or {})
+        self._refresh_side()
+
+    def load_path(self, path: Path, overrides: list[str] | tuple[str, ...] = ()) -> None:
+        try:
+            base = config_mod.load(path)
+        except ConfigError as exc:
+            data = _raw_yaml(path)
+            self.load_config(data, None, _display_path(path), path, error=str(exc))
+            self.notify(str(exc), title="config has errors", severity="error", timeout=8)
+            return
+        try:
+            cfg = config_mod.load(path, list(overrides)) if overrides else base
+        except ConfigError as exc:
+            self.notify(str(exc), title="--set", severity="error", timeout=8)
+            cfg = base
+        cfg = self.cifar.adjust_root(cfg)
+        self.load_config(cfg, base, _display_path(path), path)
+
+    # -- side panel -----------------------------------------------------------------------------------
+    def on_config_form_changed(self, event: ConfigForm.Changed) -> None:
+        self._refresh_side()
+
+    def _refresh_side(self) -> None:
+        form = self.query_one(ConfigForm)
+        title = Text("Config  ", style="bold")
+        if self.resume_dir is not None:
+            title.append(f"resume {self.resume_dir.name} from last.pt", style="bold yellow")
+            title.append("  (only train.epochs, early_stop_patience, log_interval, device, output.* may change)", style="dim")
+        else:
+            title.append(self.source_label)
+        self.query_one("#cfg-source", Static).update(title)
+        status = Text()
+        if form.errors:
+            status.append(f"✗ {len(form.errors)} error{'s' if len(form.errors) > 1 else ''}", style="bold red")
+            for path, msg in list(form.errors.items())[:8]:
+                status.append(f"\n  {path}: {msg}", style="red")
+        else:
+            verb = "resume" if self.resume_dir else "start"
+            status.append(f"✓ valid: s to {verb}, w to save as", style="bold green")
+        if self.load_error:
+            status.append("\n" + self.load_error, style="red")
+        self.query_one("#cfg-status", Static).update(status)
+        warning = fine_tune_warning(form.config) if form.config else None
+        self.query_one("#cfg-warning", Static).update(Text("⚠ " + warning, style="yellow") if warning else "")
+        self.query_one("#cfg-diff", Static).update(self._diff_renderable(form.config))
+
+    def _diff_renderable(self, cfg: Config | None):
+        if cfg is None:
+            return Text("")
+        if self.base is None:
+            return Text("no file to compare with", style="dim")
+        changes = config_mod.diff(self.base, cfg)
+        if not changes:
+            return Text("no changes from the file", style="dim")
+        table = Table(title=f"{len(changes)} change{'s' if len(changes) > 1 else ''} from the file", title_justify="left",
+                      box=None, padding=(0, 1), show_header=True, header_style="bold")
+        table.add_column("field", style="cyan", no_wrap=True)
+        table.add_column("file", style="red")
+        table.add_column("now", style="green")
+        for key, a, b in changes:
+            table.add_row(key, fmt_value(a) or "none", fmt_value(b) or "none")
+        return table
+
+    # -- actions ----------------------------------------------------------------------------------------
+    def action_leave_field(self) -> None:
+        self.set_focus(None)
+
+    def action_toggle_side(self) -> None:
+        self.toggle_class("-hide-side")
+
+    def action_open(self) -> None:
+        def chosen(path: Path | None) -> None:
+            if path is None:
+                return
+            if path.name == "config.yaml" and (path.parent / "events.jsonl").exists():
+                self.cifar.load_run_config(path.parent)
+            else:
+                self.load_path(path)
+
+        self.app.push_screen(OpenConfigScreen(self.cifar.config_files(), self.cifar.run_configs()), chosen)
+
+    def action_save_as(self) -> None:
+        form = self.query_one(ConfigForm)
+        form.validate_now()
+        if form.config is None:
+            self.notify("fix the errors first", severity="error")
+            return
+        cfg = form.config
+        folder = self.source_path.parent if self.source_path and self.source_path.parent.name == "configs" else Path("configs")
+        default = folder / f"{cfg.name}.yaml"
+        n = 2
+        while default.exists():
+            default = folder / f"{cfg.name}-{n}.yaml"
+            n += 1
+
+        def chosen(path: Path | None) -> None:
+            if path is None:
+                return
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                with open(path, "x", encoding="utf-8") as f:  # "x": never overwrite
+                    f.write(cfg.to_yaml())
+            except OSError as exc:
+                self.notify(f"cannot save {path}: {exc}", severity="error")
+                return
+            self.base, self.source_label, self.source_path = cfg, str(path), path
+            self.load_error = ""
+            self._refresh_side()
+            self.notify(f"saved {path}")
+
+        self.app.push_screen(SaveAsScreen(str(default)), chosen)
+
+    def action_start(self) -> None:
+        form = self.query_one(ConfigForm)
+        form.validate_now()
+        if form.config is None:
+            first = next(iter(form.errors), None)
+            self.notify(f"{first}: {form.errors[first]}" if first else "the config is not valid",
+                        title="cannot start", severity="error")
+            if first:
+                form.focus_field(first)
+            return
+        if self.cifar.training:
+            self.notify("a run is already training here: stop it first (x on the dashboard)", severity="warning")
+            return
+        cfg = form.config
+        warning = fine_tune_warning(cfg)
+        if warning is None:
+            self._start(cfg)
+            return
+
+        def answered(choice: str | None) -> None:
+            if choice == "lower":
+                lowered = cfg.with_overrides(**{"train.lr": FINE_TUNE_LR})
+                form.load(lowered)
+                self._start(lowered)
+            elif choice == "start":
+                self._start(cfg)
+
+        self.app.push_screen(ConfirmScreen("Learning rate high for fine-tuning", warning,
+                                           [("lower", "Use lr=1e-5 and start"), ("start", "Start anyway"), ("cancel", "Cancel")]),
+                             answered)
+
+    def _start(self, cfg: Config) -> None:
+        self.cifar.start_training(cfg, resume_dir=self.resume_dir)
+        if self.resume_dir is not None:
+            self.resume_dir = None
+            self._refresh_side()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        # enter in a field moves on to the next one
+        event.stop()
+        self.focus_next()
+
+
+def _raw_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = config_mod.parse_yaml(path.read_text(encoding="utf-8"), str(path))
+    except (ConfigError, OSError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,159 @@
+"""Modal dialogs: confirm, help (every binding), open a config, save a config as."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.table import Table
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+
+class ConfirmScreen(ModalScreen[str | None]):
+    """A question with buttons; dismisses with the chosen button's id (``None`` on escape)."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("y", "choose_first", "Yes", show=False)]
+
+    def __init__(self, title: str, message: str, choices: list[tuple[str, str]] | None = None) -> None:
+        super().__init__()
+        self.title_text = title
+        self.message = message
+        self.choices = choices or [("yes", "Yes"), ("no", "No")]
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="dialog"):
+            yield Label(self.title_text, classes="dialog-title")
+            yield Static(self.message, classes="dialog-body")
+            with Horizontal(classes="dialog-buttons"):
+                for i, (cid, label) in enumerate(self.choices):
+                    yield Button(label, id=cid, variant="primary" if i == 0 else "default", compact=True)
+
+    def on_mount(self) -> None:
+        self.query(Button).first().focus()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(event.button.id)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def action_choose_first(self) -> None:
+        self.dismiss(self.choices[0][0])
+
+
+class HelpScreen(ModalScreen[None]):
+    """Every binding of every screen, grouped."""
+
+    BINDINGS = [Binding("escape,q,question_mark", "close", "Close")]
+
+    def __init__(self, groups: list[tuple[str, list[tuple[str, str]]]]) -> None:
+        super().__init__()
+        self.groups = groups
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="help", classes="dialog wide"):
+            yield Label("Keys (escape closes)", classes="dialog-title")
+            with VerticalScroll():
+                yield Static(self._table())
+
+    def _table(self) -> Table:
+        table = Table.grid(padding=(0, 2))
+        table.add_column(justify="right", style="bold #e8c547", no_wrap=True)
+        table.add_column()
+        for title, rows in self.groups:
+            table.add_row("", Text(title, style="bold underline"))
+            for key, desc in rows:
+                table.add_row(key, desc)
+            table.add_row("", "")
+        return table
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+class OpenConfigScreen(ModalScreen[Path | None]):
+    """Pick a YAML from the configs folders or a past run's config, or type a path."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, configs: list[Path], runs: list[tuple[str, Path]]) -> None:
+        super().__init__()
+        self.paths: list[Path] = []
+        options: list[Option] = []
+        for p in configs:
+            self.paths.append(p)
+            options.append(Option(f"config  {p}"))
+        for label, p in runs:
+            self.paths.append(p)
+            options.append(Option(f"run     {label}"))
+        self.options = options
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="open", classes="dialog wide"):
+            yield Label("Open a config (enter), or type a path", classes="dialog-title")
+            yield OptionList(*self.options, id="open-list", compact=True)
+            yield Input(placeholder="path/to/config.yaml", id="open-path", compact=True)
+            yield Static("", id="open-error", classes="error-text")
+
+    def on_mount(self) -> None:
+        if self.options:
+            self.query_one(OptionList).focus()
+        else:
+            self.query_one(Input).focus()
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        self.dismiss(self.paths[event.option_index])
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        p = Path(event.value.strip()).expanduser()
+        if not p.is_file():
+            self.query_one("#open-error", Static).update(f"{p}: no such file")
+            return
+        self.dismiss(p)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class SaveAsScreen(ModalScreen[Path | None]):
+    """Ask for a new file name; never overwrites an existing file."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, default: str) -> None:
+        super().__init__()
+        self.default = default
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="saveas", classes="dialog"):
+            yield Label("Save the config as (a new YAML file)", classes="dialog-title")
+            yield Input(value=self.default, id="save-path", compact=True)
+            yield Static("enter saves · escape cancels", classes="dim")
+            yield Static("", id="save-error", classes="error-text")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        text = event.value.strip()
+        if not text:
+            return
+        p = Path(text).expanduser()
+        if p.suffix not in (".yaml", ".yml"):
+            p = p.with_suffix(".yaml")
+        if p.exists():
+            self.query_one("#save-error", Static).update(f"{p} exists: pick another name (nothing is overwritten)")
+            return
+        self.dismiss(p)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

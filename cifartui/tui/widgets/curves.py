@@ -1,0 +1,135 @@
+"""Training curves with plotext: loss, accuracy, learning rate.
+
+Redraws are throttled: new data only marks the charts dirty, and a timer redraws them at most once per
+``min_interval`` seconds, so a fast trainer never waits on chart rendering. Long series (many steps)
+are reduced to about two points per column before plotting.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Iterable
+
+from textual.containers import Horizontal
+from textual_plotext import PlotextPlot
+
+from cifartui.tui.rundata import RunData, downsample
+
+CHARTS = ("loss", "accuracy", "lr")
+RUN_COLORS = ("cyan", "orange", "green", "magenta", "yellow", "red")
+
+
+class Chart(PlotextPlot):
+    """One plotext chart; ``series`` is a list of (label, xs, ys, color)."""
+
+    def __init__(self, title: str, *, id: str | None = None, classes: str | None = None, ylog: bool = False) -> None:
+        super().__init__(id=id, classes=classes)
+        self.title = title
+        self.ylog = ylog
+        self.series: list[tuple[str, list[float], list[float], str]] = []
+        self.draws = 0
+
+    def draw(self, series: Iterable[tuple[str, list[float], list[float], str]], xmax: float | None = None) -> None:
+        self.series = list(series)
+        plt = self.plt
+        plt.clear_data()
+        plt.clear_figure()
+        plt.title(self.title)
+        width = max(10, self.size.width or 40)
+        any_data = False
+        for label, xs, ys, color in self.series:
+            if not xs:
+                continue
+            xs, ys = downsample(xs, ys, 2 * width)
+            if len(xs) == 1:
+                plt.scatter(xs, ys, label=label, color=color, marker="dot")
+            else:
+                plt.plot(xs, ys, label=label, color=color, marker="braille")
+            any_data = True
+        if not any_data:
+            plt.xlim(0, 1)
+            plt.ylim(0, 1)
+        elif xmax:
+            plt.xlim(0, xmax)
+        if self.ylog and any_data:
+            plt.yscale("log")
+        plt.xlabel("epoch")
+        self.draws += 1
+        self.refresh()
+
+
+class Curves(Horizontal):
+    """Loss, accuracy and lr charts of one run, redrawn at most once per ``min_interval``."""
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None, min_interval: float = 1.0) -> None:
+        super().__init__(id=id, classes=classes)
+        self.min_interval = min_interval
+        self._data: RunData | None = None
+        self._dirty = False
+        self._last = 0.0
+        self._drawn_version = -1
+
+    def compose(self):
+        yield Chart("loss", id="chart-loss")
+        yield Chart("accuracy", id="chart-accuracy")
+        yield Chart("learning rate", id="chart-lr")
+
+    def on_mount(self) -> None:
+        self.set_interval(0.25, self._tick)
+
+    def show(self, data: RunData | None, now: bool = False) -> None:
+        self._data = data
+        self._dirty = True
+        if now:
+            self._redraw()
+
+    def _tick(self) -> None:
+        if self._dirty and time.monotonic() - self._last >= self.min_interval:
+            self._redraw()
+
+    def on_resize(self) -> None:
+        if self._data is not None:
+            self._redraw()
+
+    def _redraw(self) -> None:
+        self._dirty = False
+        self._last = time.monotonic()
+        d = self._data
+        if d is None:
+            for chart in self.query(Chart):
+                chart.draw([])
+            return
+        xmax = float((d.started or {}).get("epochs") or 0) or None
+        running_x, running_y = d.step_series("loss")
+        tl = d.epoch_series("train_loss")
+        vl = d.epoch_series("val_loss")
+        self.query_one("#chart-loss", Chart).draw([
+            ("train (running)", running_x, running_y, "gray"),
+            ("train", *tl, "cyan"),
+            ("val", *vl, "orange"),
+        ], xmax)
+        acc_x, acc_y = d.step_series("acc")
+        self.query_one("#chart-accuracy", Chart).draw([
+            ("train (running)", acc_x, acc_y, "gray"),
+            ("train", *d.epoch_series("train_acc"), "cyan"),
+            ("val", *d.epoch_series("val_acc"), "orange"),
+        ], xmax)
+        lr = d.step_series("lr")
+        if not lr[0]:
+            lr = d.epoch_series("lr")
+        self.query_one("#chart-lr", Chart).draw([("lr", *lr, "green")], xmax)
+        self._drawn_version = d.version
+
+
+class CompareCurves(Horizontal):
+    """The same metric of 2-4 runs overlaid, one colour per run."""
+
+    def compose(self):
+        yield Chart("val accuracy", id="cmp-val-acc")
+        yield Chart("val loss", id="cmp-val-loss")
+        yield Chart("train loss", id="cmp-train-loss")
+
+    def show(self, runs: list[tuple[str, RunData]]) -> None:
+        for chart_id, key in (("#cmp-val-acc", "val_acc"), ("#cmp-val-loss", "val_loss"), ("#cmp-train-loss", "train_loss")):
+            series = [(label, *data.epoch_series(key), RUN_COLORS[i % len(RUN_COLORS)]) for i, (label, data) in enumerate(runs)]
+            self.query_one(chart_id, Chart).draw(series)
