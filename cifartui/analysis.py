@@ -67,6 +67,13 @@ NEAR_PERFECT = 0.98
 STILL_IMPROVING_GAIN = 0.005
 MAX_LISTED = 10
 
+TITLES = {  # a short label per kind (report bullets, panel headings)
+    "status": "Status", "overfitting": "Overfitting", "generalisation_gap": "Generalisation gap",
+    "lr_too_high_for_fine_tuning": "Fine-tuning learning rate", "early_stopping": "Early stopping",
+    "best_epoch": "Best epoch", "still_improving": "Still improving", "near_perfect_classes": "Near-perfect classes",
+    "weak_classes": "Weak classes", "confused_pairs": "Confused pairs", "superclass_confusions": "Superclasses",
+}
+
 
 @dataclass
 class Finding:
@@ -342,7 +349,6 @@ def _early_stop_and_best(data: RunData) -> list[Finding]:
 def _classes(data: RunData, confusion: np.ndarray, evaluation: dict[str, Any]) -> list[Finding]:
     out = []
     split = evaluation.get("split", "?")
-    acc = metrics.per_class_accuracy(confusion)
     support = confusion.sum(1)
     diag = np.diag(confusion)
     ranked = metrics.ranked_classes(confusion)

@@ -204,12 +204,6 @@ def _duration(seconds: float) -> str:
     return f"{h}h{m:02d}m{s:02d}s" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
 
 
-_TITLES = {"overfitting": "Overfitting", "generalisation_gap": "Generalisation gap", "status": "Status",
-           "lr_too_high_for_fine_tuning": "Fine-tuning learning rate", "early_stopping": "Early stopping",
-           "best_epoch": "Best epoch", "still_improving": "Still improving", "near_perfect_classes": "Near-perfect classes",
-           "weak_classes": "Weak classes", "confused_pairs": "Confused pairs", "superclass_confusions": "Superclasses"}
-
-
 # -- the report ---------------------------------------------------------------------------------------
 def build_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, split: str | None = None) -> Path:
     """Write the report (and its images beside it); returns the Markdown file's path."""
@@ -247,7 +241,7 @@ def build_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     if found:
         for f in found:
             mark = {"warning": "⚠ ", "good": "✓ "}.get(f.severity, "")
-            title = _TITLES.get(f.kind, f.kind)
+            title = analysis.TITLES.get(f.kind, f.kind)
             text = f"**{title}**{f.text[len(title):]}" if f.text.startswith(title) else f"**{title}**: {f.text}"
             lines.append(f"- {mark}{text}")
     else:

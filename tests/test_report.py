@@ -15,7 +15,7 @@ from cifartui.commands.export import COLUMNS, export_csv
 from cifartui.core.events import RunStarted
 from cifartui.report import build_report, curves_svg
 from cifartui.store import RunStore
-from test_analysis import CLASSES, CONFUSION, EPOCHS, per_sample, write_run
+from test_analysis import CONFUSION, per_sample, write_run
 
 
 @pytest.fixture
