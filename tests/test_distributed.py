@@ -286,6 +286,8 @@ def test_a_stop_request_on_one_rank_stops_both_and_the_run_resumes_in_one_proces
         mid_epoch_2 = lambda: events_file() and any(  # noqa: E731
             e["type"] == "step" and e["epoch"] >= 2 and e["step"] >= 2 for e in read_events(events_file())[0])
         _wait_for(mid_epoch_2, 150, "epoch 2 of the torchrun run")
+        live = read_run(events_file().parent)  # what `cifartui runs` and the app see: a live run like any other
+        assert live.status == "running" and live.world_size == 2
         rank1 = _rank_pid(proc.pid, 1)
         assert rank1 is not None
         os.kill(rank1, signal.SIGTERM)  # only rank 1 is asked to stop: rank 0 must follow at its next step
