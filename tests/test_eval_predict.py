@@ -85,6 +85,8 @@ def test_eval_of_a_checkpoint_file_makes_a_new_run(trained, tmp_path, capsys):
     # the wrong architecture for a bare file: the architecture message
     assert main(["eval", str(trained / "best.pt"), "--root", str(root), "--set", "model.name=resnet18"]) == 2
     assert "holds weights of resnet10t" in capsys.readouterr().err
+    assert main(["eval", str(tmp_path / "missing.pt")]) == 2
+    assert "does not exist" in capsys.readouterr().err
 
 
 def test_predict_matches_the_stored_predictions(trained, tmp_path, capsys):

@@ -110,6 +110,8 @@ def evaluate(source: str, overrides: list[str] = (), root: str = "runs", split: 
         run_dir = None
     else:
         mode = "run"
+        if src.suffix in (".pt", ".pth", ".bin", ".safetensors", ".ckpt") and not src.is_dir():
+            raise EvalError(f"eval: checkpoint {str(src)!r} does not exist. Give a .pt/.pth/.safetensors file or a run.")
         run_dir = resolve_run(source, root)
         summary = read_run(run_dir)
         if summary.status == "running":
@@ -223,7 +225,8 @@ def cmd_eval(args) -> int:
         print(json.dumps(out, indent=1))
         return 0
     where = f"new run {out['run']}" if out["new_run"] else out["run"]
-    print(f"{Path(out['checkpoint']).name} (epoch {out['epoch']}) on {out['data']} {out['split']}, {out['num_samples']} "
+    epoch = f" (epoch {out['epoch']})" if out["epoch"] else ""
+    print(f"{Path(out['checkpoint']).name}{epoch} on {out['data']} {out['split']}, {out['num_samples']} "
           f"images: top-1 {100 * out['top1']:.2f}%, top-5 {100 * out['top5']:.2f}%, loss {out['loss']:.4f} "
           f"({out['seconds']:.1f}s)")
     print(f"stored as evaluation {out['evaluation']} in {where}")
