@@ -168,8 +168,10 @@ class RunData:
         done_epochs = max((e.get("epoch", 0) for e in self.epochs), default=0)
         if last is not None and last.get("epoch", 0) > done_epochs:
             epoch, step, steps = int(last["epoch"]), int(last["step"]), int(last["steps"] or steps)
-        else:
+        elif done_epochs:
             epoch, step = done_epochs, steps
+        else:
+            epoch, step = 1, 0
         if not epochs:
             return None
         if self.ended is not None and self.ended.get("status") in ("completed", "early_stopped"):

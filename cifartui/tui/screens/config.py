@@ -180,7 +180,9 @@ class ConfigScreen(Screen):
             self.notify("fix the errors first", severity="error")
             return
         cfg = form.config
-        folder = self.source_path.parent if self.source_path and self.source_path.parent.name == "configs" else Path("configs")
+        folder = Path("configs")
+        if self.source_path is not None and self.source_path.parent.name == "configs":
+            folder = Path(_display_path(self.source_path.parent))
         default = folder / f"{cfg.name}.yaml"
         n = 2
         while default.exists():

@@ -128,7 +128,7 @@ class DashboardScreen(Screen):
             err.display = True
         else:
             err.display = False
-        self.query_one(Curves).show(data, now=force or new_run or not (data and data.running))
+        self.query_one(Curves).show(data, now=force or new_run)
         self.query_one(TrainProgress).show(data)
         self.query_one(MetricsTable).show(data)
         box = self.query_one("#metrics-box", VerticalScroll)

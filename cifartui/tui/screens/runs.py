@@ -94,7 +94,7 @@ class RunsScreen(Screen):
         elif self.sort == "best":
             shown.sort(key=lambda r: (r.best_val_acc is not None, r.best_val_acc or 0.0), reverse=self.descending)
         else:
-            shown.sort(key=lambda r: (r.name, r.id), reverse=not self.descending)
+            shown.sort(key=lambda r: (r.name, r.id), reverse=self.descending)
         self.shown = shown
         table.clear()
         for r in shown:

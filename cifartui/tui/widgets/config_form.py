@@ -15,8 +15,10 @@ from typing import Any, Literal
 import annotated_types as at
 from pydantic import BaseModel, ValidationError
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
+from textual.reactive import reactive
 from textual.widgets import Input, Label, Select, Static
 
 from cifartui.config import Config
@@ -155,6 +157,30 @@ def parse_text(spec: FieldSpec, text: str) -> Any:
     return raw
 
 
+class BoolField(Static, can_focus=True):
+    """A one-line true/false toggle (space, enter or a click); lighter than a select or a switch."""
+
+    BINDINGS = [Binding("space,enter", "toggle", "Toggle", show=False)]
+    value: reactive[bool] = reactive(False)
+
+    class Changed(Message):
+        def __init__(self, field: "BoolField", value: bool) -> None:
+            super().__init__()
+            self.field, self.value = field, value
+
+    def render(self) -> str:
+        return "[x] true" if self.value else "[ ] false"
+
+    def watch_value(self, value: bool) -> None:
+        self.post_message(self.Changed(self, value))
+
+    def action_toggle(self) -> None:
+        self.value = not self.value
+
+    def on_click(self) -> None:
+        self.action_toggle()
+
+
 class ConfigForm(VerticalScroll):
     """Emits :class:`ConfigForm.Changed` with the validated config (or the errors) on every edit."""
 
@@ -171,6 +197,7 @@ class ConfigForm(VerticalScroll):
         self.errors: dict[str, str] = {}
         self._loading = False
         self._pending = False
+        self._shown_errors: dict[str, str] = {}
 
     def compose(self) -> ComposeResult:
         section = None
@@ -182,13 +209,14 @@ class ConfigForm(VerticalScroll):
             label = spec.path.split(".")[-1]
             with Horizontal(classes="field-row", id=f"row-{spec.widget_id}"):
                 yield Label(label, classes="field-label")
-                if spec.kind in ("choice", "bool"):
+                if spec.kind == "bool":
+                    yield BoolField(id=spec.widget_id, classes="field-input field-bool")
+                elif spec.kind == "choice":
                     options = [(fmt_value(c), c) for c in spec.choices]
                     yield Select(options, allow_blank=False, id=spec.widget_id, compact=True, classes="field-input")
                 else:
                     yield Input(placeholder=spec.hint, id=spec.widget_id, compact=True, classes="field-input",
                                 tooltip=f"{spec.path}: {spec.hint}")
-            yield Static("", id=f"err-{spec.widget_id}", classes="field-error")
 
     # -- values -----------------------------------------------------------------------------------
     def load(self, cfg: Config) -> None:
@@ -199,7 +227,9 @@ class ConfigForm(VerticalScroll):
             for spec in self.specs:
                 value = get_dotted(data, spec.path)
                 widget = self.query_one(f"#{spec.widget_id}")
-                if isinstance(widget, Select):
+                if isinstance(widget, BoolField):
+                    widget.value = bool(value)
+                elif isinstance(widget, Select):
                     widget.value = value
                 else:
                     widget.value = fmt_value(value)
@@ -217,7 +247,9 @@ class ConfigForm(VerticalScroll):
                 if value is None and not spec.optional:
                     value = get_dotted(defaults, spec.path)
                 widget = self.query_one(f"#{spec.widget_id}")
-                if isinstance(widget, Select):
+                if isinstance(widget, BoolField):
+                    widget.value = bool(value)
+                elif isinstance(widget, Select):
                     if value in spec.choices:
                         widget.value = value
                     else:
@@ -233,7 +265,7 @@ class ConfigForm(VerticalScroll):
         errors: dict[str, str] = {}
         for spec in self.specs:
             widget = self.query_one(f"#{spec.widget_id}")
-            if isinstance(widget, Select):
+            if isinstance(widget, (Select, BoolField)):
                 value = widget.value
             else:
                 try:
@@ -258,12 +290,20 @@ class ConfigForm(VerticalScroll):
         if errors:
             cfg = None
         self.config, self.errors = cfg, errors
-        for spec in self.specs:
+        for spec in self.specs:  # touch only the fields whose error changed (styles are costly)
             msg = errors.get(spec.path, "")
-            box = self.query_one(f"#err-{spec.widget_id}", Static)
-            box.update(f"↑ {msg}" if msg else "")
-            box.display = bool(msg)
-            self.query_one(f"#row-{spec.widget_id}").set_class(bool(msg), "-invalid")
+            if self._shown_errors.get(spec.path, "") == msg:
+                continue
+            row = self.query_one(f"#row-{spec.widget_id}")
+            row.set_class(bool(msg), "-invalid")
+            boxes = self.query(f"#err-{spec.widget_id}")
+            if msg and boxes:
+                boxes.first(Static).update(f"↑ {msg}")
+            elif msg:  # error lines are mounted only while there is an error
+                self.mount(Static(f"↑ {msg}", id=f"err-{spec.widget_id}", classes="field-error"), after=row)
+            else:
+                boxes.remove()
+        self._shown_errors = dict(errors)
         self.post_message(self.Changed(self, cfg, errors))
 
     def focus_field(self, path: str) -> None:
@@ -288,5 +328,9 @@ class ConfigForm(VerticalScroll):
         self._schedule()
 
     def on_select_changed(self, event: Select.Changed) -> None:
+        event.stop()
+        self._schedule()
+
+    def on_bool_field_changed(self, event: BoolField.Changed) -> None:
         event.stop()
         self._schedule()

@@ -15,7 +15,7 @@ from rich.segment import Segment
 from rich.style import Style
 from textual import events
 from textual.binding import Binding
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
@@ -80,7 +80,8 @@ class ConfusionMatrix(ScrollView, can_focus=True):
         self.cell_w = 4
         self.fit_mode = True
         self._norm = np.zeros((0, 0))
-        self._cache: dict[int, Strip] = {}
+        self._cache: dict[int, Strip] = {}  # row -> its cells at the current zoom/mode/order
+        self._lines: dict[tuple, Strip] = {}  # (row, scroll x, width) -> the finished line
         self.label_w = 8
 
     # -- data -------------------------------------------------------------------------------------
@@ -111,8 +112,12 @@ class ConfusionMatrix(ScrollView, can_focus=True):
 
     def set_normalise(self, normalise: bool) -> None:
         self.normalise = normalise
-        self._cache.clear()
+        self._clear_cache()
         self.refresh()
+
+    def _clear_cache(self) -> None:
+        self._cache.clear()
+        self._lines.clear()
 
     def cursor_classes(self) -> tuple[int, int]:
         r, c = self.cursor
@@ -137,7 +142,7 @@ class ConfusionMatrix(ScrollView, can_focus=True):
     def _relayout(self) -> None:
         if self.fit_mode and self.size.width:
             self.cell_w = self._fit_width()
-        self._cache.clear()
+        self._clear_cache()
         self.virtual_size = Size(self.label_w + self.n * self.cell_w, self.n + HEADER)
         self.refresh()
 
@@ -151,10 +156,16 @@ class ConfusionMatrix(ScrollView, can_focus=True):
         row = max(0, min(self.n - 1, row))
         col = max(0, min(self.n - 1, col))
         old = self.cursor
+        before = self.scroll_offset
         self.cursor = (row, col)
         self._scroll_cursor_visible()
         if old != self.cursor:
-            self.refresh()
+            if self.scroll_offset != before:
+                self.refresh()
+            else:  # repaint only the header and the two rows the cursor left and entered
+                for line in {0, old[0] - before.y + HEADER, row - before.y + HEADER}:
+                    if 0 <= line < self.size.height:
+                        self.refresh(Region(0, line, self.size.width, 1))
         t, p = self.cursor_classes()
         self.post_message(self.CursorMoved(self, t, p))
 
@@ -249,7 +260,7 @@ class ConfusionMatrix(ScrollView, can_focus=True):
             segs = [Segment(*self._cell(r, c)) for c in range(self.n)]
             strip = Strip(segs, self.n * self.cell_w)
             if len(self._cache) > 512:
-                self._cache.clear()
+                self._clear_cache()
             self._cache[r] = strip
         return strip
 
@@ -278,12 +289,10 @@ class ConfusionMatrix(ScrollView, can_focus=True):
         text = "".join(chars)
         dim = Style(color="#8a90a0")
         cur = self.cursor[1]
-        label = self.names[self.order[cur]] if self.n else ""
         segs = [Segment(text[: cur * w], dim), Segment(text[cur * w:(cur + 1) * w], Style(color="#101010", bgcolor="#e8c547", bold=True)),
                 Segment(text[(cur + 1) * w:], dim)]
         cells = Strip(segs, n * w).crop(self.scroll_offset.x, self.scroll_offset.x + max(0, width - self.label_w))
         corner = ("true ↓ pred →" if self.label_w >= 14 else "true\\pred")[: self.label_w - 1].ljust(self.label_w)
-        del label
         return Strip.join([Strip([Segment(corner, Style(color="#8a90a0", italic=True))], self.label_w), cells])
 
     def render_line(self, y: int) -> Strip:
@@ -296,6 +305,11 @@ class ConfusionMatrix(ScrollView, can_focus=True):
         if r >= self.n:
             return Strip.blank(width, self.rich_style)
         x0 = self.scroll_offset.x
+        key = (r, x0, width)
+        if r != self.cursor[0]:
+            line = self._lines.get(key)
+            if line is not None:
+                return line
         cells = self._row_cells(r)
         if r == self.cursor[0]:
             c = self.cursor[1]
@@ -308,4 +322,9 @@ class ConfusionMatrix(ScrollView, can_focus=True):
             cells = Strip.join([before, Strip([Segment(text, cursor_style)], self.cell_w), after])
         visible = cells.crop(x0, x0 + max(0, width - self.label_w))
         label = Strip([self._label(r)], self.label_w)
-        return Strip.join([label, visible]).extend_cell_length(width, self.rich_style).crop(0, width)
+        line = Strip.join([label, visible]).extend_cell_length(width, self.rich_style).crop(0, width)
+        if r != self.cursor[0]:
+            if len(self._lines) > 2048:
+                self._lines.clear()
+            self._lines[key] = line
+        return line

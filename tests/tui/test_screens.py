@@ -1,0 +1,448 @@
+"""Pilot tests of each screen's behaviour on fixture runs (no torch)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from textual.widgets import DataTable, Input, OptionList, Select
+
+from conftest import DATA, make_app, wait_for
+from tui_fixtures import BOY, BOY_AS_GIRL, CIFAR100_NAMES, GIRL, GIRL_AS_BOY
+
+from cifartui import config as config_mod
+from cifartui.tui.screens.compare import CompareScreen
+from cifartui.tui.screens.config import ConfigScreen
+from cifartui.tui.screens.confusion import ConfusionScreen
+from cifartui.tui.screens.dashboard import DashboardScreen
+from cifartui.tui.screens.dialogs import ConfirmScreen, HelpScreen
+from cifartui.tui.screens.drilldown import DrilldownScreen
+from cifartui.tui.screens.runs import RunsScreen
+from cifartui.tui.widgets.config_form import ConfigForm
+from cifartui.tui.widgets.confusion_matrix import ConfusionMatrix
+from cifartui.tui.widgets.curves import Chart
+from cifartui.tui.widgets.run_panels import FindingsPanel, MetricsTable
+from cifartui.tui.widgets.thumbnails import ThumbGrid
+
+C100 = "20250601-101500-cifar100-resnet34"
+C10 = "20250602-093000-cifar10-resnet18"
+
+
+# -- start-up ----------------------------------------------------------------------------------------
+async def test_fresh_root_opens_config_with_demo(tmp_path):
+    app = make_app(tmp_path / "empty")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, ConfigScreen)
+        screen = app.screen
+        assert screen.source_path is not None and screen.source_path.name == "demo.yaml"
+        form = screen.query_one(ConfigForm)
+        assert form.config is not None and form.config.name == "demo"
+        # --root wins over the config's default ./runs
+        assert form.config.output.root == str(tmp_path / "empty")
+
+
+async def test_root_with_runs_opens_runs_screen(fixture_root):
+    app = make_app(fixture_root)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, RunsScreen)
+        assert app.screen.query_one(DataTable).row_count == 4
+
+
+async def test_run_option_opens_dashboard(fixture_root):
+    app = make_app(fixture_root, run=C10)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, DashboardScreen)
+        assert app.current.id == C10 and app.current.status == "completed"
+
+
+# -- config ------------------------------------------------------------------------------------------
+async def test_config_form_validates_inline_and_refuses_to_start(tmp_path):
+    app = make_app(tmp_path / "runs", config_path=DATA / "snapshot.yaml")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        form = screen.query_one(ConfigForm)
+        lr = form.query_one("#f-train--lr", Input)
+        lr.value = "-1"
+        await pilot.pause()
+        assert "train.lr" in form.errors and form.config is None
+        err = form.query_one("#err-f-train--lr")
+        assert err.display and "greater than 0" in _text(err)
+        await pilot.press("escape", "s")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfigScreen) and app.live is None
+        assert app.focused is lr  # start refused, focus on the bad field
+        lr.value = "abc"
+        await pilot.pause()
+        assert "not a number" in form.errors["train.lr"]
+        lr.value = "0.0005"
+        await pilot.pause()
+        assert form.config is not None and form.config.train.lr == 0.0005
+        # Literal fields are selects with the schema's choices
+        opt = form.query_one("#f-train--optimizer", Select)
+        assert {v for _, v in opt._options} >= {"adam", "adamw", "sgd"}
+        opt.value = "sgd"
+        await pilot.pause()
+        diff = {k: (a, b) for k, a, b in config_mod.diff(screen.base, form.config)}
+        assert diff["train.lr"] == (0.002, 0.0005) and diff["train.optimizer"] == ("adamw", "sgd")
+        text = _text(screen.query_one("#cfg-diff"))
+        assert "train.lr" in text and "train.optimizer" in text
+
+
+async def test_config_save_as_writes_a_new_yaml(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    src = tmp_path / "configs" / "base.yaml"
+    src.parent.mkdir()
+    shutil.copy(DATA / "snapshot.yaml", src)
+    app = make_app(tmp_path / "runs", config_path=src)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        form = app.screen.query_one(ConfigForm)
+        form.query_one("#f-train--epochs", Input).value = "7"
+        await pilot.pause()
+        await pilot.press("escape", "w")
+        await pilot.pause()
+        field = app.screen.query_one("#save-path", Input)
+        assert field.value == str(Path("configs") / "snapshot.yaml")
+        field.value = str(src)  # exists: refused, nothing overwritten
+        await pilot.press("enter")
+        await pilot.pause()
+        assert "exists" in _text(app.screen.query_one("#save-error"))
+        field.value = "configs/longer.yaml"
+        await pilot.press("enter")
+        await pilot.pause()
+        saved = config_mod.load(tmp_path / "configs" / "longer.yaml")
+        assert saved.train.epochs == 7
+        assert config_mod.load(src).train.epochs == 4
+        assert isinstance(app.screen, ConfigScreen) and app.screen.source_label.endswith("longer.yaml")
+
+
+async def test_fine_tune_lr_warning_before_start(tmp_path, monkeypatch):
+    ckpt = tmp_path / "best.pt"
+    ckpt.write_bytes(b"x")
+    app = make_app(tmp_path / "runs", config_path=DATA / "snapshot.yaml")
+    started = []
+    monkeypatch.setattr(app, "start_training", lambda cfg, resume_dir=None: started.append(cfg) or True)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        form = app.screen.query_one(ConfigForm)
+        form.query_one("#f-model--checkpoint", Input).value = str(ckpt)
+        await pilot.pause()
+        assert "10-100x" in _text(app.screen.query_one("#cfg-warning"))
+        await pilot.press("escape", "s")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfirmScreen) and not started
+        await pilot.click("#lower")
+        await pilot.pause()
+        assert len(started) == 1 and started[0].train.lr == 1e-5
+
+
+# -- dashboard ---------------------------------------------------------------------------------------
+async def test_dashboard_shows_a_finished_run(fixture_root, monkeypatch):
+    import cifartui.tui.screens.dashboard as dash
+
+    monkeypatch.setattr(dash, "load_findings", lambda run_dir: (["Overfitting: train 99% vs val 84%"], ""))
+    app = make_app(fixture_root, run=C100)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        table_text = _text(screen.query_one(MetricsTable))
+        assert "★5" in table_text and "test (best weights, epoch 5)" in table_text
+        charts = list(screen.query(Chart))
+        assert [c.title for c in charts] == ["loss", "accuracy", "learning rate"]
+        assert any(label == "val" and len(xs) == 5 for label, xs, _, _ in charts[0].series)
+        assert "100.0%" in _text(screen.query_one("#progress"))
+        await wait_for(pilot, lambda: "Overfitting" in _text(screen.query_one(FindingsPanel)), 10)
+        await pilot.press("x")  # nothing trains here
+        await pilot.pause()
+        assert any("nothing is training" in n.message for n in app._notifications)
+
+
+async def test_dashboard_at_80x24_shows_one_chart_at_a_time(fixture_root):
+    app = make_app(fixture_root, run=C10)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        shown = [c.id for c in app.screen.query(Chart) if c.display]
+        assert shown == ["chart-loss"]
+        await pilot.press("p")
+        assert [c.id for c in app.screen.query(Chart) if c.display] == ["chart-accuracy"]
+        assert app.screen.query_one("#metrics-box").display and not app.screen.query_one("#log-box").display
+        await pilot.press("t")
+        assert app.screen.query_one("#log-box").display and not app.screen.query_one("#metrics-box").display
+
+
+async def test_dashboard_redraws_are_throttled(fixture_root):
+    app = make_app(fixture_root, run=C10, redraw_interval=0.5)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        chart = app.screen.query_one("#chart-loss", Chart)
+        before = chart.draws
+        for _ in range(200):  # a burst of updates within a fraction of a second
+            app.screen.run_updated(app.current)
+        await pilot.pause(0.3)
+        assert chart.draws - before <= 1
+
+
+# -- confusion + drilldown ---------------------------------------------------------------------------
+async def test_confusion_matrix_navigation_modes_and_orders(fixture_root):
+    app = make_app(fixture_root, run=C100)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("c")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, ConfusionScreen)
+        matrix = screen.query_one(ConfusionMatrix)
+        assert matrix.n == 100
+        # only the visible rows are rendered (and cached)
+        assert 0 < len(matrix._cache) <= matrix.size.height
+        # the test matrix is the default, the cursor starts on the most confused pair
+        assert screen.eval_file == "eval/test_e005.npz"
+        assert matrix.cursor_classes() == (BOY, GIRL)
+        info = _text(screen.query_one("#cursor-info"))
+        assert "true boy" in info and "pred girl" in info and f"{GIRL_AS_BOY} girl → boy" in info
+        await pilot.press("j", "j", "l")
+        assert matrix.cursor_classes() == (BOY + 2, GIRL + 1)
+        assert "true " + CIFAR100_NAMES[BOY + 2] in _text(screen.query_one("#cursor-info"))
+        await pilot.press("k", "h", "down", "up", "right", "left")
+        assert matrix.cursor_classes() == (BOY + 1, GIRL)
+        await pilot.press("pagedown")
+        assert matrix.cursor[0] > BOY + 10
+        await pilot.press("home")
+        assert matrix.cursor[0] == 0
+        await pilot.press("end")
+        assert matrix.cursor[0] == 99
+        # zoom and fit
+        fit = matrix.cell_w
+        await pilot.press("plus", "plus")
+        assert matrix.cell_w > fit and not matrix.fit_mode
+        await pilot.press("f")
+        assert matrix.cell_w == fit and matrix.fit_mode
+        # counts vs row-normalised %
+        await pilot.press("plus", "plus", "plus", "plus")
+        matrix.move_to_classes(BOY, GIRL)
+        await pilot.pause()
+        row = matrix.cursor[0] - matrix.scroll_offset.y + 1
+        assert str(BOY_AS_GIRL) in matrix.render_line(row).text
+        await pilot.press("n")
+        assert matrix.normalise and "58" in matrix.render_line(row).text  # 7 of 12 = 58%
+        await pilot.press("n")
+        # orders: accuracy, then superclass groups people together
+        await pilot.press("o")
+        assert screen.order_name == "accuracy"
+        acc = np.diag(screen.arrays["confusion"]) / screen.arrays["confusion"].sum(1)
+        assert acc[matrix.order[0]] >= acc[matrix.order[-1]]
+        await pilot.press("o")
+        assert screen.order_name == "superclass"
+        names = [CIFAR100_NAMES[i] for i in matrix.order]
+        start = names.index("baby")
+        assert names[start:start + 5] == ["baby", "boy", "girl", "man", "woman"]
+        assert matrix.cursor_classes() == (BOY, GIRL)  # the cursor stays on the same classes
+        await pilot.press("o")
+        assert screen.order_name == "index"
+
+
+async def test_confusion_choose_evaluation(fixture_root):
+    app = make_app(fixture_root, run=C100)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("c")
+        await pilot.pause()
+        screen = app.screen
+        select = screen.query_one("#eval-select", Select)
+        files = [v for _, v in select._options if isinstance(v, str)]
+        assert files[0] == "eval/test_e005.npz" and len(files) == 6
+        await pilot.press("right_square_bracket")
+        await pilot.pause()
+        assert screen.eval_file == "eval/val_e005.npz" and select.value == "eval/val_e005.npz"
+        assert screen.arrays["confusion"].sum() == 400
+        select.value = "eval/val_e001.npz"
+        await pilot.pause()
+        assert screen.eval_file == "eval/val_e001.npz" and "epoch 1" in _text(screen.query_one("#conf-title"))
+        await pilot.press("left_square_bracket")
+        await pilot.pause()
+        assert screen.eval_file == "eval/val_e002.npz"
+
+
+async def test_drilldown_opens_on_the_known_pair(fixture_root):
+    app = make_app(fixture_root, run=C100)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("c")
+        await pilot.pause()
+        await pilot.press("tab", "enter")  # the pairs list, its first pair: boy -> girl
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, DrilldownScreen)
+        assert (screen.true, screen.pred) == (BOY, GIRL)
+        await wait_for(pilot, lambda: screen.samples_loaded, 10)
+        grid = screen.query_one(ThumbGrid)
+        assert len(grid.images) == BOY_AS_GIRL and all(img is not None for img in grid.images)
+        title = _text(screen.query_one("#dd-title"))
+        assert f"true boy predicted as girl: {BOY_AS_GIRL} images" in title and f"girl as boy: {GIRL_AS_BOY}" in title
+        probs = [float(screen.arrays["pred_prob"][i]) for i in screen.indices]
+        assert probs == sorted(probs, reverse=True)  # most confident mistakes first
+        assert grid.captions[0].startswith(f"{round(100 * probs[0])}%")
+        # every sample is a boy predicted as girl
+        assert all(screen.arrays["targets"][i] == BOY and screen.arrays["preds"][i] == GIRL for i in screen.indices)
+        # half-block thumbnails are drawn
+        assert "▀" in grid.render_line(0).text
+        info = _text(screen.query_one("#dd-info"))
+        assert "true  boy" in info and "pred  girl" in info
+        await pilot.press("right")
+        assert grid.selected == 1
+        await pilot.press("s")  # swap: girl predicted as boy
+        assert (screen.true, screen.pred) == (GIRL, BOY) and len(grid.images) == GIRL_AS_BOY
+        await pilot.press("escape")
+        assert isinstance(app.screen, ConfusionScreen)
+        # enter on a matrix cell opens it too
+        app.screen.query_one(ConfusionMatrix).focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, DrilldownScreen) and (app.screen.true, app.screen.pred) == (BOY, GIRL)
+
+
+async def test_drilldown_without_thumbnails(fixture_root, tmp_path):
+    from tui_fixtures import write_run
+
+    root = tmp_path / "runs"
+    write_run(root, "20250101-000000-nothumbs", names=["a", "b", "c"], epochs=1, samples=False, per_class_test=10)
+    app = make_app(root, run="20250101-000000-nothumbs")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("c")
+        await pilot.pause()
+        await pilot.press("enter")
+        screen = app.screen
+        assert isinstance(screen, DrilldownScreen)
+        await wait_for(pilot, lambda: screen.samples_loaded, 10)
+        if len(screen.indices):
+            assert "saved no thumbnails" in _text(screen.query_one("#dd-big"))
+
+
+# -- runs ----------------------------------------------------------------------------------------------
+async def test_runs_sort_filter_open(fixture_root):
+    app = make_app(fixture_root)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        table = screen.query_one(DataTable)
+        assert [r.id for r in screen.shown][0] == "20250604-170000-halfway"  # newest first
+        statuses = {r.id: r.status for r in screen.shown}
+        assert statuses["20250603-080000-broken"] == "failed" and statuses["20250604-170000-halfway"] == "stopped"
+        await pilot.press("o")  # by best accuracy
+        assert screen.sort == "best" and screen.shown[0].id == C10
+        await pilot.press("o")  # by name
+        assert screen.sort == "name" and [r.name for r in screen.shown] == sorted(r.name for r in screen.shown)
+        await pilot.press("slash")
+        assert app.focused is screen.query_one("#runs-filter", Input)
+        await pilot.press(*"cifar1")
+        await pilot.pause()
+        assert [r.id for r in screen.shown] == [C10, C100] or {r.id for r in screen.shown} == {C10, C100}
+        await pilot.press("escape")
+        assert len(screen.shown) == 4 and app.focused is table
+        await pilot.press("o")
+        table.move_cursor(row=[r.id for r in screen.shown].index(C100))
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, DashboardScreen) and app.current.id == C100
+        await pilot.press("r")
+        await pilot.press("c")  # on the Runs screen: confusion of the highlighted run
+        await pilot.pause()
+        assert isinstance(app.screen, ConfusionScreen) and app.current.id == C100
+
+
+async def test_runs_compare(fixture_root):
+    app = make_app(fixture_root)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        await pilot.press("m")
+        assert not isinstance(app.screen, CompareScreen)  # needs 2 marked
+        ids = [r.id for r in screen.shown]
+        table = screen.query_one(DataTable)
+        table.move_cursor(row=ids.index(C10))
+        await pilot.press("space")
+        table.move_cursor(row=ids.index(C100))
+        await pilot.press("space")
+        assert screen.marked == [C10, C100]
+        await pilot.press("m")
+        await pilot.pause()
+        cmp = app.screen
+        assert isinstance(cmp, CompareScreen)
+        diff = _text(cmp.query_one("#cmp-diff"))
+        assert "train.lr" in diff and "model.name" in diff and "resnet34" in diff
+        charts = list(cmp.query(Chart))
+        assert len(charts[0].series) == 2
+        await pilot.press("escape")
+        assert isinstance(app.screen, RunsScreen)
+
+
+async def test_runs_fine_tune_and_resume_load_the_config(fixture_root):
+    c100 = fixture_root / C100
+    (c100 / "best.pt").write_bytes(b"fixture")  # only its existence is checked here
+    halfway = fixture_root / "20250604-170000-halfway"
+    (halfway / "last.pt").write_bytes(b"fixture")
+    try:
+        app = make_app(fixture_root)
+        async with app.run_test(size=(160, 48)) as pilot:
+            await pilot.pause()
+            screen = app.screen
+            ids = [r.id for r in screen.shown]
+            table = screen.query_one(DataTable)
+            table.move_cursor(row=ids.index(C100))
+            await pilot.press("F")
+            await pilot.pause()
+            cfg_screen = app.screen
+            assert isinstance(cfg_screen, ConfigScreen)
+            form = cfg_screen.query_one(ConfigForm)
+            assert form.config.model.checkpoint == str(c100 / "best.pt")
+            assert form.config.model.pretrained is False
+            assert form.config.train.lr == pytest.approx(1e-5)  # 1e-4 lowered 10x
+            assert form.config.name.endswith("-ft")
+            keys = [k for k, _a, _b in config_mod.diff(cfg_screen.base, form.config)]
+            assert {"model.checkpoint", "train.lr", "name"} <= set(keys)
+            await pilot.press("r")
+            table.move_cursor(row=ids.index("20250603-080000-broken"))
+            await pilot.press("R")  # no last.pt: refused
+            assert isinstance(app.screen, RunsScreen)
+            table.move_cursor(row=ids.index("20250604-170000-halfway"))
+            await pilot.press("R")
+            await pilot.pause()
+            assert isinstance(app.screen, ConfigScreen) and app.screen.resume_dir == halfway
+            assert "resume 20250604-170000-halfway" in _text(app.screen.query_one("#cfg-source"))
+    finally:
+        (c100 / "best.pt").unlink()
+        (halfway / "last.pt").unlink()
+
+
+async def test_help_lists_every_screen(fixture_root):
+    app = make_app(fixture_root)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        groups = dict(app.screen.groups)
+        assert set(groups) >= {"Everywhere", "Config (e)", "Dashboard (d)", "Confusion (c)", "Drilldown", "Runs (r)"}
+        keys = {k for rows in groups.values() for k, _ in rows}
+        assert {"x", "s", "n", "o", "f", "R", "F", "m", "/", "?", "q"} <= keys
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_quit_without_training_exits(fixture_root):
+    app = make_app(fixture_root)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.return_code == 0
+
+
+def _text(widget) -> str:
+    from rich.console import Console
+
+    content = getattr(widget, "content", None)  # a Static's renderable
+    console = Console(width=200, record=True, file=open("/dev/null", "w"))
+    console.print(content if content is not None else widget.render())
+    return console.export_text()
