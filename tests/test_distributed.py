@@ -185,7 +185,7 @@ def _finish(proc, timeout=TORCHRUN_TIMEOUT):
     return proc.returncode, out, err
 
 
-def single_process_eval(run_dir: Path, split: str):
+def single_process_eval(run_dir: Path) -> dict:
     """Evaluate best.pt the way a single process would: a Trainer at world size 1, its own loaders."""
     from cifartui import config
     from cifartui.core import checkpoint as ckpt
@@ -197,7 +197,7 @@ def single_process_eval(run_dir: Path, split: str):
     trainer.setup()
     best = run_dir / "best.pt"
     load_exact_weights(trainer.model, ckpt.state_dict_of(ckpt.load(best)), str(best), "best.pt")
-    return trainer.evaluate(trainer.val_loader if split == "val" else trainer.test_loader)
+    return {"val": trainer.evaluate(trainer.val_loader), "test": trainer.evaluate(trainer.test_loader)}
 
 
 @pytest.mark.slow
@@ -223,11 +223,12 @@ def test_torchrun_two_processes_equal_a_single_process_evaluation(tmp_path, monk
     best_epoch = max((e for e in events if e["type"] == "epoch"), key=lambda e: (e["val_acc"], -e["epoch"]))["epoch"]
     vals = {e["epoch"]: e for e in evaluations(events) if e["split"] == "val"}
     (test_ev,) = [e for e in evaluations(events) if e["split"] == "test"]
+    reference = single_process_eval(run_dir)
     for split, ev in (("val", vals[best_epoch]), ("test", test_ev)):
         stored = load_evaluation(run_dir, ev["file"])
         size = start["val_size"] if split == "val" else start["test_size"]
         assert stored["confusion"].sum() == size == ev["num_samples"] == len(stored["preds"])
-        ref = single_process_eval(run_dir, split)
+        ref = reference[split]
         np.testing.assert_array_equal(stored["confusion"], ref.confusion)
         np.testing.assert_array_equal(stored["targets"], ref.targets)
         np.testing.assert_array_equal(stored["preds"], ref.preds)
