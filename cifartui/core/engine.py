@@ -417,7 +417,7 @@ class Trainer:
             loss_d = loss.detach()
             loss_sum += loss_d.double() * b
             correct += (logits.detach().argmax(1) == y).sum()
-            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss_d), torch.tensor(step, device=dev), first_bad)
+            first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss_d), step, first_bad)  # no host sync
             seen += b
             last = step + 1 == steps
             if (step + 1) % t.log_interval == 0 or last:
