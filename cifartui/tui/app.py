@@ -138,8 +138,11 @@ class CifarApp(App):
         if self.first_paint is None:
             self.first_paint = time.perf_counter()
             path = os.environ.get("CIFARTUI_FIRST_PAINT_FILE")
-            if path:  # for the first-frame measurement (tests/tui/test_pty.py, README)
-                Path(path).write_text(f"{time.time():.6f}\n")
+            if path:  # for the first-frame measurement (tests/tui/test_pty.py): when, and was torch loaded
+                import json
+                import sys
+
+                Path(path).write_text(json.dumps({"time": time.time(), "torch": "torch" in sys.modules}))
 
     def load_default_config(self, screen: ConfigScreen) -> None:
         """The Config screen's first content: --config, else configs/demo.yaml, else the defaults."""

@@ -65,7 +65,7 @@ class CompareScreen(Screen):
                 configs.append(None)
         self.query_one("#cmp-title", Static).update(Text(f"Compare {len(runs)} runs", style="bold"))
         labels = [f"{i + 1}" for i in range(len(runs))]
-        self.query_one(CompareCurves).show([(f"{lab} {name[-18:]}", d) for lab, (name, d) in zip(labels, runs)])
+        self.query_one(CompareCurves).show([(f"{lab} {_short_id(name)}", d) for lab, (name, d) in zip(labels, runs)])
 
         table = Table(box=None, padding=(0, 1), header_style="bold", expand=True)
         for col in ("#", "run", "status", "epochs", "best val", "test"):
@@ -89,3 +89,9 @@ class CompareScreen(Screen):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+
+def _short_id(run_id: str) -> str:
+    """``20250601-101500-cifar100-resnet34`` -> ``cifar100-resnet34`` (the date is in the table)."""
+    parts = run_id.split("-", 2)
+    return parts[2][:24] if len(parts) == 3 and parts[0].isdigit() else run_id[-24:]

@@ -122,6 +122,13 @@ class ConfigScreen(Screen):
             title.append("  (only train.epochs, early_stop_patience, log_interval, device, output.* may change)", style="dim")
         else:
             title.append(self.source_label)
+        if form.errors:
+            title.append(f"  ✗ {len(form.errors)} error{'s' if len(form.errors) > 1 else ''}", style="bold red")
+        else:
+            title.append("  ✓ valid", style="green")
+            if self.base is not None and form.config is not None:
+                n = len(config_mod.diff(self.base, form.config))
+                title.append(f" · {n} change{'s' if n != 1 else ''} from the file (v)" if n else " · as in the file", style="dim")
         self.query_one("#cfg-source", Static).update(title)
         status = Text()
         if form.errors:

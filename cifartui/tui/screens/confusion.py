@@ -65,7 +65,7 @@ class ConfusionScreen(Screen):
             yield ConfusionMatrix(id="matrix")
             with Vertical(id="conf-side"):
                 yield Static(id="cursor-info")
-                yield Label("most confused (true → predicted)", classes="side-title")
+                yield Label("most confused: true→pred n ⇄reverse", classes="side-title")
                 yield OptionList(id="pairs", compact=True)
         yield Static(id="conf-empty", classes="empty-note")
         yield Footer()
@@ -172,12 +172,16 @@ class ConfusionScreen(Screen):
         pairs = self.query_one("#pairs", OptionList)
         pairs.clear_options()
         opts = []
+        wide = (self.size.width or self.app.size.width) >= 120
+        width = 13 if wide else 9
         for k, p in enumerate(self.pairs, 1):
             line = Text(f"{k:>2} ")
-            line.append(short(names[p.true], 13), style="bold")
-            line.append(" → ")
-            line.append(short(names[p.pred], 13), style="bold")
-            line.append(f"  {p.count} ({pct(p.share, 0)})", style="yellow")
+            line.append(short(names[p.true], width), style="bold")
+            line.append("→")
+            line.append(short(names[p.pred], width), style="bold")
+            line.append(f" {p.count}", style="yellow")
+            if wide:
+                line.append(f" {pct(p.share, 0)}", style="yellow")
             line.append(f" ⇄{p.reverse}", style="dim")
             opts.append(Option(line))
         pairs.add_options(opts)

@@ -62,6 +62,7 @@ class RunsScreen(Screen):
                     id="runs-filter", compact=True)
         yield RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         yield Static(id="runs-empty", classes="empty-note")
+        yield Static(id="runs-detail")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -111,6 +112,7 @@ class RunsScreen(Screen):
         if self.marked:
             t.append(f"  ·  marked {len(self.marked)} (m compares)", style="#e8c547")
         self.query_one("#runs-title", Static).update(t)
+        self._detail()
         empty = self.query_one("#runs-empty", Static)
         empty.display = not shown
         if not self.runs:
@@ -132,6 +134,26 @@ class RunsScreen(Screen):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
         self.action_open()
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._detail()
+
+    def _detail(self) -> None:
+        r = self._highlighted()
+        box = self.query_one("#runs-detail", Static)
+        if r is None:
+            box.update("")
+            return
+        t = Text()
+        t.append(r.path, style="bold")
+        t.append(f"  {r.model} on {r.dataset}, epochs {r.epochs_done}/{r.epochs}")
+        if r.best_epoch:
+            t.append(f", best val {pct(r.best_val_acc)} at epoch {r.best_epoch}")
+        if r.world_size > 1:
+            t.append(f", {r.world_size} processes")
+        if r.reason:
+            t.append(f"\n{r.status}: {r.reason}", style=STATUS_STYLE.get(r.status, ""))
+        box.update(t)
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
         key = {"run": "date", "best val": "best", "status": "name"}.get(str(event.column_key.value), None)

@@ -14,9 +14,10 @@ from typing import Any, Literal
 
 import annotated_types as at
 from pydantic import BaseModel, ValidationError
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.reactive import reactive
 from textual.widgets import Input, Label, Select, Static
@@ -168,8 +169,8 @@ class BoolField(Static, can_focus=True):
             super().__init__()
             self.field, self.value = field, value
 
-    def render(self) -> str:
-        return "[x] true" if self.value else "[ ] false"
+    def render(self) -> Text:
+        return Text("[x] true" if self.value else "[ ] false")  # Text: the brackets are not markup
 
     def watch_value(self, value: bool) -> None:
         self.post_message(self.Changed(self, value))
@@ -206,17 +207,15 @@ class ConfigForm(VerticalScroll):
             if sec != section:
                 section = sec
                 yield Label(sec, classes="form-section")
-            label = spec.path.split(".")[-1]
-            with Horizontal(classes="field-row", id=f"row-{spec.widget_id}"):
-                yield Label(label, classes="field-label")
-                if spec.kind == "bool":
-                    yield BoolField(id=spec.widget_id, classes="field-input field-bool")
-                elif spec.kind == "choice":
-                    options = [(fmt_value(c), c) for c in spec.choices]
-                    yield Select(options, allow_blank=False, id=spec.widget_id, compact=True, classes="field-input")
-                else:
-                    yield Input(placeholder=spec.hint, id=spec.widget_id, compact=True, classes="field-input",
-                                tooltip=f"{spec.path}: {spec.hint}")
+            # a two-column grid (label, input): no container per row, fewer widgets to style
+            yield Label(spec.path.split(".")[-1], classes="field-label", id=f"lbl-{spec.widget_id}")
+            if spec.kind == "bool":
+                yield BoolField(id=spec.widget_id, classes="field-input field-bool")
+            elif spec.kind == "choice":
+                options = [(fmt_value(c), c) for c in spec.choices]
+                yield Select(options, allow_blank=False, id=spec.widget_id, compact=True, classes="field-input")
+            else:
+                yield Input(placeholder=spec.hint, id=spec.widget_id, compact=True, classes="field-input")
 
     # -- values -----------------------------------------------------------------------------------
     def load(self, cfg: Config) -> None:
@@ -294,13 +293,13 @@ class ConfigForm(VerticalScroll):
             msg = errors.get(spec.path, "")
             if self._shown_errors.get(spec.path, "") == msg:
                 continue
-            row = self.query_one(f"#row-{spec.widget_id}")
-            row.set_class(bool(msg), "-invalid")
+            self.query_one(f"#lbl-{spec.widget_id}").set_class(bool(msg), "-invalid")
             boxes = self.query(f"#err-{spec.widget_id}")
             if msg and boxes:
                 boxes.first(Static).update(f"↑ {msg}")
             elif msg:  # error lines are mounted only while there is an error
-                self.mount(Static(f"↑ {msg}", id=f"err-{spec.widget_id}", classes="field-error"), after=row)
+                widget = self.query_one(f"#{spec.widget_id}")
+                self.mount(Static(f"↑ {msg}", id=f"err-{spec.widget_id}", classes="field-error"), after=widget)
             else:
                 boxes.remove()
         self._shown_errors = dict(errors)

@@ -131,8 +131,13 @@ class ConfusionMatrix(ScrollView, can_focus=True):
             self.set_cursor(pos[true], pos[pred])
 
     # -- geometry ---------------------------------------------------------------------------------
+    @property
+    def view(self) -> Size:
+        """The visible cells area (without the scrollbars)."""
+        return self.scrollable_content_region.size
+
     def _fit_width(self) -> int:
-        avail = max(1, self.size.width - self.label_w)
+        avail = max(1, self.view.width - self.label_w)
         best = ZOOMS[0]
         for z in ZOOMS:
             if z * max(1, self.n) <= avail:
@@ -164,17 +169,17 @@ class ConfusionMatrix(ScrollView, can_focus=True):
                 self.refresh()
             else:  # repaint only the header and the two rows the cursor left and entered
                 for line in {0, old[0] - before.y + HEADER, row - before.y + HEADER}:
-                    if 0 <= line < self.size.height:
-                        self.refresh(Region(0, line, self.size.width, 1))
+                    if 0 <= line < self.view.height:
+                        self.refresh(Region(0, line, self.view.width, 1))
         t, p = self.cursor_classes()
         self.post_message(self.CursorMoved(self, t, p))
 
     def _scroll_cursor_visible(self) -> None:
-        if not self.n or not self.size.height:
+        if not self.n or not self.view.height:
             return
         row, col = self.cursor
-        rows_visible = max(1, self.size.height - HEADER)
-        cols_chars = max(1, self.size.width - self.label_w)
+        rows_visible = max(1, self.view.height - HEADER)
+        cols_chars = max(1, self.view.width - self.label_w)
         y, x = self.scroll_offset.y, self.scroll_offset.x
         if row < y:
             y = row
@@ -195,7 +200,7 @@ class ConfusionMatrix(ScrollView, can_focus=True):
 
     def action_page(self, direction: int) -> None:
         r, c = self.cursor
-        self.set_cursor(r + direction * max(1, self.size.height - HEADER - 1), c)
+        self.set_cursor(r + direction * max(1, self.view.height - HEADER - 1), c)
 
     def action_edge(self, end: int) -> None:
         r, c = self.cursor
@@ -296,7 +301,7 @@ class ConfusionMatrix(ScrollView, can_focus=True):
         return Strip.join([Strip([Segment(corner, Style(color="#8a90a0", italic=True))], self.label_w), cells])
 
     def render_line(self, y: int) -> Strip:
-        width = self.size.width
+        width = self.view.width
         if not self.n:
             return Strip.blank(width, self.rich_style)
         if y < HEADER:

@@ -122,7 +122,7 @@ class ThumbGrid(ScrollView, can_focus=True):
 
     @property
     def columns(self) -> int:
-        return max(1, (self.size.width or 80) // self.cell_w)
+        return max(1, (self.scrollable_content_region.width or 80) // self.cell_w)
 
     def _relayout(self) -> None:
         rows = -(-len(self.images) // self.columns) if self.images else 0
@@ -155,8 +155,8 @@ class ThumbGrid(ScrollView, can_focus=True):
         y = self.scroll_offset.y
         if top < y:
             self.scroll_to(y=top, animate=False, force=True)
-        elif bottom > y + self.size.height:
-            self.scroll_to(y=bottom - self.size.height, animate=False, force=True)
+        elif bottom > y + self.scrollable_content_region.height:
+            self.scroll_to(y=bottom - self.scrollable_content_region.height, animate=False, force=True)
         self.refresh()
         self.post_message(self.Highlighted(self, self.selected))
 
@@ -178,7 +178,7 @@ class ThumbGrid(ScrollView, can_focus=True):
 
     # -- rendering --------------------------------------------------------------------------------
     def render_line(self, y: int) -> Strip:
-        width = self.size.width
+        width = self.scrollable_content_region.width
         vy = y + self.scroll_offset.y
         row, line = divmod(vy, self.cell_h)
         parts: list[Strip] = []

@@ -1,0 +1,141 @@
+"""How every screen looks, on fixed data (fixture runs with fixed ids and times, a fixed config file,
+fixed findings), at 160x48 and, for the busiest screens, at 80x24.
+
+Update after an intended change: ``.venv/bin/python -m pytest tests/tui/test_snapshots.py --snapshot-update``
+"""
+
+from __future__ import annotations
+
+import pytest
+from textual.widgets import DataTable
+
+from conftest import DATA, REPO, make_app
+from tui_fixtures import BOY, GIRL
+
+C100 = "20250601-101500-cifar100-resnet34"
+C10 = "20250602-093000-cifar10-resnet18"
+FINDINGS = [
+    {"severity": "warning", "text": "Overfitting: train accuracy 99.0% against validation 84.5% at the last epoch."},
+    {"severity": "info", "text": "Validation accuracy was still rising at the last epoch: more epochs would likely help."},
+]
+
+
+@pytest.fixture
+def in_fixture(fixture_root, monkeypatch):
+    """Run from the folder holding the fixture ``runs/`` (paths on screen stay the same) with fixed findings."""
+    import cifartui.tui.screens.dashboard as dash
+
+    monkeypatch.chdir(fixture_root.parent)
+    monkeypatch.setattr(dash, "load_findings", lambda run_dir: (FINDINGS, ""))
+    return fixture_root
+
+
+async def settle(pilot) -> None:
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def test_runs_screen(snap_compare, in_fixture):
+    assert snap_compare(make_app("runs"), terminal_size=(160, 48), run_before=settle)
+
+
+def test_dashboard_screen(snap_compare, in_fixture):
+    assert snap_compare(make_app("runs", run=C10), terminal_size=(160, 48), run_before=settle)
+
+
+def test_dashboard_screen_80x24(snap_compare, in_fixture):
+    assert snap_compare(make_app("runs", run=C10), terminal_size=(80, 24), run_before=settle)
+
+
+def test_confusion_screen_cifar100_by_superclass(snap_compare, in_fixture):
+    async def before(pilot):
+        await pilot.press("c")
+        await settle(pilot)
+        await pilot.press("o", "o", "plus", "plus")
+        await settle(pilot)
+
+    assert snap_compare(make_app("runs", run=C100), terminal_size=(160, 48), run_before=before)
+
+
+def test_confusion_screen_10_classes_percent(snap_compare, in_fixture):
+    async def before(pilot):
+        await pilot.press("c")
+        await settle(pilot)
+        await pilot.press("n", "j", "l")
+        await settle(pilot)
+
+    assert snap_compare(make_app("runs", run=C10), terminal_size=(160, 48), run_before=before)
+
+
+def test_confusion_screen_80x24(snap_compare, in_fixture):
+    async def before(pilot):
+        await pilot.press("c")
+        await settle(pilot)
+
+    assert snap_compare(make_app("runs", run=C100), terminal_size=(80, 24), run_before=before)
+
+
+def test_drilldown_screen(snap_compare, in_fixture):
+    async def before(pilot):
+        await pilot.press("c")
+        await settle(pilot)
+        pilot.app.screen.open_drilldown(BOY, GIRL)
+        await settle(pilot)
+        await pilot.press("right")
+        await settle(pilot)
+
+    assert snap_compare(make_app("runs", run=C100), terminal_size=(160, 48), run_before=before)
+
+
+def test_config_screen(snap_compare, fixture_root, monkeypatch):
+    monkeypatch.chdir(REPO)
+    config = DATA.relative_to(REPO) / "snapshot.yaml"
+
+    async def before(pilot):
+        await settle(pilot)
+        form = pilot.app.screen.query_one("#cfg-form")
+        form.query_one("#f-train--lr").value = "0.0005"
+        form.query_one("#f-train--epochs").value = "0"  # an inline error
+        await settle(pilot)
+        pilot.app.set_focus(None)
+        await settle(pilot)
+
+    assert snap_compare(make_app("runs", config_path=config), terminal_size=(160, 48), run_before=before)
+
+
+def test_config_screen_80x24(snap_compare, fixture_root, monkeypatch):
+    monkeypatch.chdir(REPO)
+    config = DATA.relative_to(REPO) / "snapshot.yaml"
+
+    async def before(pilot):
+        await settle(pilot)
+        pilot.app.set_focus(None)
+        await settle(pilot)
+
+    assert snap_compare(make_app("runs", config_path=config), terminal_size=(80, 24), run_before=before)
+
+
+def test_compare_screen(snap_compare, in_fixture):
+    async def before(pilot):
+        await settle(pilot)
+        screen = pilot.app.screen
+        ids = [r.id for r in screen.shown]
+        table = screen.query_one(DataTable)
+        for run_id in (C10, C100):
+            table.move_cursor(row=ids.index(run_id))
+            await pilot.press("space")
+        await pilot.press("m")
+        await settle(pilot)
+
+    assert snap_compare(make_app("runs"), terminal_size=(160, 48), run_before=before)
+
+
+def test_help_screen(snap_compare, in_fixture):
+    async def before(pilot):
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await settle(pilot)
+
+    assert snap_compare(make_app("runs"), terminal_size=(160, 48), run_before=before)

@@ -1,0 +1,216 @@
+"""Training from the app for real (tiny synthetic runs on the CPU), stop, quit, a crash, and following a
+run another process writes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable
+
+from conftest import make_app, wait_for
+
+from cifartui.tui.screens.confusion import ConfusionScreen
+from cifartui.tui.screens.dashboard import DashboardScreen
+from cifartui.tui.screens.dialogs import ConfirmScreen
+from cifartui.tui.screens.runs import RunsScreen
+from cifartui.tui.widgets.run_panels import MetricsTable
+
+
+def _write(cfg, path: Path) -> Path:
+    path.write_text(cfg.to_yaml())
+    return path
+
+
+@pytest.mark.slow
+async def test_training_started_from_the_app_reaches_the_finished_state(tmp_path, tiny_config):
+    cfg = tiny_config()
+    app = make_app(tmp_path / "runs", config_path=_write(cfg, tmp_path / "tiny.yaml"))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        await pilot.press("escape", "s")
+        await pilot.pause()
+        assert isinstance(app.screen, DashboardScreen) and app.training
+        live = app.live
+        assert await wait_for(pilot, lambda: live.finished, 120), live.data.logs[-5:]
+        await pilot.pause(0.3)
+        data = live.data
+        assert data.status == "completed", (data.error, data.logs[-5:])
+        assert data.run_dir is not None and (data.run_dir / "best.pt").exists() and (data.run_dir / "last.pt").exists()
+        assert len(data.epochs) == 1 and data.steps, "step events reached the UI"
+        assert live.bridge.posted <= live.bridge.received  # wake-ups never outnumber events
+        assert "★1" in _text(app.screen.query_one(MetricsTable))
+        assert app.screen.query_one("#run-header").content is not None
+        # the finished run is on the Runs screen and its confusion matrix opens
+        await pilot.press("r")
+        await pilot.pause()
+        assert isinstance(app.screen, RunsScreen)
+        assert [(r.id, r.status) for r in app.screen.shown] == [(data.run_dir.name, "completed")]
+        await pilot.press("c")
+        await pilot.pause()
+        assert isinstance(app.screen, ConfusionScreen) and app.screen.arrays["confusion"].shape == (4, 4)
+
+
+@pytest.mark.slow
+async def test_quit_while_training_asks_then_stops_saves_last_pt_and_exits(tmp_path, tiny_config):
+    cfg = tiny_config(**{"data.train_size": 800, "train.epochs": 50, "train.batch_size": 32})
+    app = make_app(tmp_path / "runs", config_path=_write(cfg, tmp_path / "tiny.yaml"))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        await pilot.press("escape", "s")
+        live = app.live
+        assert await wait_for(pilot, lambda: live.data.steps, 120)
+        await pilot.press("q")
+        assert isinstance(app.screen, ConfirmScreen) and not live.stop.is_set()
+        await pilot.click("#stop")
+        assert live.stop.is_set()
+        await wait_for(pilot, lambda: live.finished, 60)
+        await pilot.pause(0.2)
+    assert app.return_code == 0
+    assert live.data.status == "stopped" and (live.data.run_dir / "last.pt").exists()
+
+
+def _fake_trainer(monkeypatch, behaviour):
+    """session.train replaced by ``behaviour(cfg, store, sinks, stop)``; preflight (torch) skipped."""
+    import cifartui.session as session
+
+    fake = type(sys)("cifartui.core.preflight")
+    fake.preflight = lambda cfg: None
+    monkeypatch.setitem(sys.modules, "cifartui.core.preflight", fake)
+
+    def train(cfg, store, sinks=(), stop=None, resume_dir=None):
+        emit = lambda e: [sink(e) for sink in [store, *sinks]]  # noqa: E731
+        try:
+            return behaviour(cfg, store, emit, stop)
+        finally:
+            store.close()
+
+    monkeypatch.setattr(session, "train", train)
+
+
+def _started(store):
+    from cifartui.core.events import RunStarted
+
+    return RunStarted(run_id=store.id, name="fake", device="cpu", num_classes=2, class_names=["a", "b"],
+                      epochs=1, steps_per_epoch=10_000, train_size=1, val_size=1, test_size=1)
+
+
+async def test_stop_key_and_keep_training(tmp_path, tiny_config, monkeypatch):
+    from cifartui.core.events import RunEnded, Step
+
+    def until_stopped(cfg, store, emit, stop):
+        emit(_started(store))
+        step = 0
+        while not stop.is_set():
+            step += 1
+            emit(Step(epoch=1, step=step, steps=10_000, loss=1.0, acc=0.5, lr=0.1, images_per_second=100.0))
+            time.sleep(0.2)
+        ended = RunEnded(status="stopped", reason="stopped by request; resume with --resume")
+        emit(ended)
+        return ended
+
+    _fake_trainer(monkeypatch, until_stopped)
+    app = make_app(tmp_path / "runs", config_path=_write(tiny_config(), tmp_path / "tiny.yaml"))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        await pilot.press("escape", "s")
+        live = app.live
+        assert await wait_for(pilot, lambda: len(live.data.steps) > 3, 30)
+        await pilot.press("q")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("escape")  # keep training
+        assert app.training and not live.stop.is_set() and isinstance(app.screen, DashboardScreen)
+        await pilot.press("s")  # not the config screen: nothing happens
+        await pilot.press("x")
+        assert live.stop.is_set()
+        assert await wait_for(pilot, lambda: live.finished, 30)
+        await pilot.pause()
+        assert live.data.status == "stopped"
+        await pilot.press("q")  # nothing trains now: quits without asking
+    assert app.return_code == 0
+
+
+async def test_a_crash_in_training_shows_in_the_app(tmp_path, tiny_config, monkeypatch):
+    from cifartui.core.events import RunEnded
+
+    def exploding(cfg, store, emit, stop):
+        emit(_started(store))
+        emit(RunEnded(status="failed", reason="RuntimeError: boom in the forward pass"))
+        raise RuntimeError("boom in the forward pass")
+
+    _fake_trainer(monkeypatch, exploding)
+    cfg = tiny_config()
+    app = make_app(tmp_path / "runs", config_path=_write(cfg, tmp_path / "tiny.yaml"))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        await pilot.press("escape", "s")
+        live = app.live
+        assert await wait_for(pilot, lambda: live.finished, 30)
+        await pilot.pause()
+        assert live.data.status == "failed"
+        box = app.screen.query_one("#run-error")
+        assert box.display and "boom in the forward pass" in _text(box)
+        assert any("boom" in n.message for n in app._notifications)
+        assert any("Traceback" in e["message"] or "RuntimeError" in e["message"] for e in live.data.logs)
+        assert not app.training  # a new run may start
+    from cifartui.store import list_runs
+
+    assert [r.status for r in list_runs(tmp_path / "runs")] == ["failed"]
+
+
+async def test_a_config_error_before_start_shows_in_the_app(tmp_path, tiny_config):
+    cfg = tiny_config(**{"data.source": "imagefolder", "data.root": str(tmp_path / "missing")})
+    app = make_app(tmp_path / "runs", config_path=_write(cfg, tmp_path / "tiny.yaml"))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        await pilot.press("escape", "s")
+        live = app.live
+        assert await wait_for(pilot, lambda: live.finished, 60)
+        await pilot.pause()
+        assert live.data.error is not None and "data.root" in live.data.error["message"]
+        assert "data.root" in _text(app.screen.query_one("#run-error"))
+    assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())  # no run folder
+
+
+async def test_follow_a_run_another_process_writes(tmp_path):
+    root = tmp_path / "runs"
+    run_id = "20250101-000000-writer"
+    proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / "writer.py"), str(root), run_id])
+    try:
+        deadline = time.time() + 60
+        while not (root / run_id / "ready").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        app = make_app(root)
+        async with app.run_test(size=(160, 48)) as pilot:
+            await pilot.pause()
+            assert isinstance(app.screen, RunsScreen)
+            assert app.screen.shown[0].status == "running"
+            app.screen.query_one(DataTable).move_cursor(row=0)
+            await pilot.press("enter")
+            await pilot.pause()
+            assert isinstance(app.screen, DashboardScreen)
+            assert app.following is not None and app.current.status == "running"
+            assert len(app.current.epochs) == 1
+            assert "following pid" in _text(app.screen.query_one("#run-header"))
+            await pilot.press("x")  # not ours to stop: says how
+            assert any("another process" in n.message for n in app._notifications)
+            (root / run_id / "go").write_text("1")
+            assert await wait_for(pilot, lambda: app.current.ended is not None, 30)
+            await pilot.pause(0.2)
+            assert app.current.status == "completed" and len(app.current.epochs) == 2
+            assert app.following is None
+            assert "★2" in _text(app.screen.query_one(MetricsTable))
+    finally:
+        proc.wait(timeout=30)
+
+
+def _text(widget) -> str:
+    from rich.console import Console
+
+    content = getattr(widget, "content", None)
+    console = Console(width=200, record=True, file=open("/dev/null", "w"))
+    console.print(content if content is not None else widget.render())
+    return console.export_text()
