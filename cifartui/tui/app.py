@@ -427,11 +427,10 @@ def detect_graphics(setting: str | None = None) -> str:
         from textual_image.widget import Image as ImageWidget
     except Exception:
         return "off"
-    kind = renderable.Image.__name__.lower()
-    if "sixel" in renderable.Image.__module__ or "tgp" in renderable.Image.__module__:
+    protocol = renderable.Image.__module__.rsplit(".", 1)[-1]  # sixel | tgp | halfcell | unicode
+    if protocol in ("sixel", "tgp"):
         _GRAPHICS["cls"] = ImageWidget
-        return renderable.Image.__module__.rsplit(".", 1)[-1]
-    del kind
+        return protocol
     return "off"
 
 

@@ -122,6 +122,29 @@ async def test_config_save_as_writes_a_new_yaml(tmp_path, monkeypatch):
         assert isinstance(app.screen, ConfigScreen) and app.screen.source_label.endswith("longer.yaml")
 
 
+async def test_config_open_dialog_lists_configs_and_run_configs(fixture_root):
+    from cifartui.tui.screens.dialogs import OpenConfigScreen
+
+    app = make_app(fixture_root, config_path=DATA / "snapshot.yaml")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        await pilot.press("escape", "o")
+        dialog = app.screen
+        assert isinstance(dialog, OpenConfigScreen)
+        names = [str(p) for p in dialog.paths]
+        assert any(n.endswith("configs/demo.yaml") for n in names)
+        run_cfg = fixture_root / C10 / "config.yaml"
+        assert str(run_cfg) in names
+        dialog.query_one(OptionList).highlighted = names.index(str(run_cfg))
+        await pilot.press("enter")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, ConfigScreen) and screen.source_label == f"run {C10}"
+        assert screen.query_one(ConfigForm).config.model.name == "resnet18"
+        await pilot.press("v")
+        assert screen.has_class("-hide-side")
+
+
 async def test_fine_tune_lr_warning_before_start(tmp_path, monkeypatch):
     ckpt = tmp_path / "best.pt"
     ckpt.write_bytes(b"x")
@@ -319,6 +342,23 @@ async def test_drilldown_without_thumbnails(fixture_root, tmp_path):
         await wait_for(pilot, lambda: screen.samples_loaded, 10)
         if len(screen.indices):
             assert "saved no thumbnails" in _text(screen.query_one("#dd-big"))
+
+
+async def test_drilldown_uses_textual_image_where_the_terminal_has_graphics(fixture_root):
+    from textual_image.widget import HalfcellImage  # stands in for the sixel/kitty widget here
+
+    app = make_app(fixture_root, run=C100)
+    app.graphics_image_cls = HalfcellImage
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.press("c")
+        await pilot.pause()
+        app.screen.open_drilldown(BOY, GIRL)
+        await pilot.pause()
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.samples_loaded, 10)
+        await pilot.pause()
+        image = screen.query_one("#dd-big-img", HalfcellImage)
+        assert image.image is not None and image.image.size == (128, 128)
 
 
 # -- runs ----------------------------------------------------------------------------------------------

@@ -55,7 +55,7 @@ async def test_training_started_from_the_app_reaches_the_finished_state(tmp_path
 
 
 @pytest.mark.slow
-async def test_quit_while_training_asks_then_stops_saves_last_pt_and_exits(tmp_path, tiny_config):
+async def test_quit_while_training_asks_stops_and_exits_then_resume(tmp_path, tiny_config):
     cfg = tiny_config(**{"data.train_size": 800, "train.epochs": 50, "train.batch_size": 32})
     app = make_app(tmp_path / "runs", config_path=_write(cfg, tmp_path / "tiny.yaml"))
     async with app.run_test(size=(160, 48)) as pilot:
@@ -71,6 +71,30 @@ async def test_quit_while_training_asks_then_stops_saves_last_pt_and_exits(tmp_p
         await pilot.pause(0.2)
     assert app.return_code == 0
     assert live.data.status == "stopped" and (live.data.run_dir / "last.pt").exists()
+    run_dir = live.data.run_dir
+
+    # resume it from the Runs screen, finishing sooner (train.epochs may change on a resume)
+    app = make_app(tmp_path / "runs")
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        assert isinstance(app.screen, RunsScreen) and app.screen.shown[0].status == "stopped"
+        await pilot.press("R")
+        await pilot.pause()
+        screen = app.screen
+        assert screen.resume_dir == run_dir
+        screen.query_one("#f-train--epochs").value = "1"
+        await pilot.pause()
+        await pilot.press("escape", "s")
+        live = app.live
+        assert live.resume_dir == run_dir
+        assert await wait_for(pilot, lambda: live.finished, 120), live.data.logs[-5:]
+        await pilot.pause()
+        assert live.data.status == "completed", (live.data.error, live.data.logs[-5:])
+        assert live.data.started.get("resumed_from_epoch") == 1
+        assert any("Resumed from" in e["message"] for e in live.data.logs)
+    from cifartui.store import list_runs
+
+    assert [(r.id, r.status) for r in list_runs(tmp_path / "runs")] == [(run_dir.name, "completed")]
 
 
 def _fake_trainer(monkeypatch, behaviour):

@@ -69,7 +69,7 @@ class CompareScreen(Screen):
 
         table = Table(box=None, padding=(0, 1), header_style="bold", expand=True)
         for col in ("#", "run", "status", "epochs", "best val", "test"):
-            table.add_column(col, no_wrap=col != "run")
+            table.add_column(col, no_wrap=True, overflow="ellipsis", min_width=12 if col == "run" else None)
         for i, s in enumerate(summaries):
             table.add_row(Text(labels[i], style=f"bold {RUN_COLORS[i]}"), s.id, Text(s.status, style=STATUS_STYLE.get(s.status, "")),
                           f"{s.epochs_done}/{s.epochs}", pct(s.best_val_acc), pct(s.test_acc))

@@ -137,7 +137,8 @@ class DrilldownScreen(Screen):
             graphic.first().image = PILImage.fromarray(np.ascontiguousarray(img)).resize((128, 128), PILImage.NEAREST)
             big.update("")
         elif img is not None:
-            big.update(HalfBlockImage(img, 32))
+            room = self.query_one("#dd-detail").content_size.width or 32
+            big.update(HalfBlockImage(img, max(8, min(32, room) // 2 * 2)))
         elif self.samples_loaded:
             big.update(Text("this run saved no thumbnails\n(output.save_samples: false)", style="dim"))
         else:
