@@ -1,0 +1,287 @@
+"""The app's figures: ui_overhead, first_frame, confusion_nav.
+
+ui_overhead: the trainer's own throughput (images/s over each epoch's training steps, from the run's
+``epoch`` events, weighted by time) training the demo config in the app, with the Dashboard on screen in
+a real terminal (tmux, 160x48), against ``cifartui --headless train`` with the same config; runs
+interleaved (headless, app, app, headless ...). log_interval=1: a progress event every step, the most
+the dashboard is ever asked to show.
+
+first_frame: wall time from starting ``cifartui`` (an empty runs folder, so it opens on the Config screen
+with the demo) to its first painted screen (the app's CIFARTUI_FIRST_PAINT_FILE hook, written after the
+first refresh), in a real terminal, against ``python -c "import torch"`` in the same run.
+
+confusion_nav: in the app (Textual's test driver, 160x48), the Confusion screen of a run with a 100x100
+matrix; from posting a cursor key to the updated screen rendered to terminal output (the compositor's
+update for the frame that follows the key, turned into the escape sequences a terminal gets). Textual
+paints at most 60 frames a second, so this includes waiting for the next frame.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.common import Result, interleave, not_available
+
+REPO = Path(__file__).resolve().parents[1]
+DEMO = REPO / "configs" / "demo.yaml"
+EXE = Path(sys.executable).parent / "cifartui"
+
+
+def _app_missing() -> str | None:
+    try:
+        import cifartui.tui.app  # noqa: F401
+    except ImportError as exc:
+        return f"the app (cifartui.tui.app) is not importable: {exc}"
+    if not EXE.exists():
+        return f"{EXE} is not installed (bash scripts/setup.sh)"
+    return None
+
+
+class _Tmux:
+    """A private tmux server with one pane of a fixed size."""
+
+    def __init__(self, width: int = 160, height: int = 48):
+        self.base = ["tmux", "-L", f"bench-{os.getpid()}-{time.monotonic_ns()}", "-f", "/dev/null"]
+        subprocess.run([*self.base, "new-session", "-d", "-s", "b", "-x", str(width), "-y", str(height), "sleep 3600"],
+                       check=True, timeout=30)
+
+    def run(self, *args: str) -> str:
+        return subprocess.run([*self.base, *args], capture_output=True, text=True, timeout=30).stdout
+
+    def respawn(self, command: str) -> None:
+        self.run("respawn-pane", "-k", "-t", "b", command)
+
+    def screen(self) -> str:
+        return self.run("capture-pane", "-p", "-t", "b")
+
+    def key(self, key: str) -> None:
+        self.run("send-keys", "-t", "b", key)
+
+    def wait(self, predicate, timeout: float, what: str) -> None:
+        end = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > end:
+                raise RuntimeError(f"{what} within {timeout:.0f}s; the screen:\n{self.screen()}")
+            time.sleep(0.1)
+
+    def close(self) -> None:
+        subprocess.run([*self.base, "kill-server"], capture_output=True, timeout=30)
+
+
+def _paint_time(path: Path) -> float | None:
+    """The first-paint file: ``{"time": ..., "torch": ...}`` (or a bare timestamp)."""
+    try:
+        text = path.read_text().strip()
+    except FileNotFoundError:
+        return None
+    if not text:
+        return None
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return None
+    if isinstance(obj, dict):
+        return float(obj["time"]) if "time" in obj else None
+    return float(obj)
+
+
+def _app_command(args: list[str], env: dict[str, str]) -> str:
+    exports = " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items())
+    # after the app exits the pane stays (sleep), so a crash leaves its message on screen
+    return f"env -u COLUMNS -u LINES {exports} {shlex.join(args)}; sleep 3600"
+
+
+# -- ui_overhead ------------------------------------------------------------------------------------------
+def _overrides(quick: bool) -> list[str]:
+    if quick:
+        return ["train.epochs=1", "data.train_size=200", "data.test_size=32", "data.synthetic_size=16",
+                "model.name=test_resnet", "train.batch_size=32", "train.log_interval=1", "device=cpu"]
+    return ["train.epochs=3", "data.train_size=3000", "data.test_size=200", "train.log_interval=1", "device=cpu"]
+
+
+def _throughput(root: Path) -> float:
+    runs = [p for p in root.iterdir() if p.is_dir()]
+    if len(runs) != 1:
+        raise RuntimeError(f"expected one run under {root}, found {len(runs)}")
+    events = [json.loads(line) for line in (runs[0] / "events.jsonl").read_text().splitlines() if line.strip()]
+    ended = [e for e in events if e["type"] == "run_ended"]
+    if not ended or ended[-1]["status"] != "completed":
+        raise RuntimeError(f"the run did not complete: {ended[-1] if ended else 'no run_ended event'}")
+    epochs = [e for e in events if e["type"] == "epoch"]
+    seconds = sum(e["epoch_seconds"] for e in epochs)
+    return sum(e["images_per_second"] * e["epoch_seconds"] for e in epochs) / seconds
+
+
+def run_ui_overhead(quick: bool) -> Result:
+    missing = _app_missing() or (None if shutil.which("tmux") else "tmux is not installed")
+    if missing:
+        return not_available("img/s", 0.95, missing)
+    overrides = _overrides(quick)
+    sets = [a for o in overrides for a in ("--set", o)]
+    tmp = Path(tempfile.mkdtemp(prefix="bench-ui-"))
+    count = [0]
+
+    def headless() -> float:
+        count[0] += 1
+        root = tmp / f"h{count[0]}"
+        subprocess.run([str(EXE), "--headless", "train", str(DEMO), "--root", str(root), *sets], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=1800)
+        return _throughput(root)
+
+    def app() -> float:
+        count[0] += 1
+        root = tmp / f"a{count[0]}"
+        paint = tmp / f"paint{count[0]}"
+        tmux = _Tmux()
+        try:
+            tmux.respawn(_app_command([str(EXE), "--root", str(root), "--config", str(DEMO), *sets],
+                                      {"CIFARTUI_FIRST_PAINT_FILE": str(paint)}))
+            tmux.wait(lambda: _paint_time(paint) is not None and "valid" in tmux.screen(), 120, "the app did not show its config")
+            for key in ("Escape", "s"):  # leave any focused field, then start
+                tmux.key(key)
+                time.sleep(0.3)
+            tmux.wait(lambda: "completed" in tmux.screen(), 1800, "training in the app did not complete")
+            tmux.key("q")
+            time.sleep(0.5)
+        finally:
+            tmux.close()
+        return _throughput(root)
+
+    try:
+        value, baseline = interleave(app, headless, 1 if quick else 3)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return Result(value, baseline, "img/s", 0.95)
+
+
+# -- first_frame ------------------------------------------------------------------------------------------
+def run_first_frame(quick: bool) -> Result:
+    missing = _app_missing() or (None if shutil.which("tmux") else "tmux is not installed")
+    if missing:
+        return not_available("s", 4.0, missing, higher_is_better=False)
+    tmp = Path(tempfile.mkdtemp(prefix="bench-ff-"))
+    tmux = _Tmux()
+    count = [0]
+
+    def app() -> float:
+        count[0] += 1
+        paint = tmp / f"paint{count[0]}"
+        root = tmp / f"runs{count[0]}"
+        t0 = time.time()
+        tmux.respawn(_app_command([str(EXE), "--root", str(root)], {"CIFARTUI_FIRST_PAINT_FILE": str(paint)}))
+        tmux.wait(lambda: _paint_time(paint) is not None, 60, "the app did not paint")
+        seconds = _paint_time(paint) - t0
+        tmux.respawn("sleep 3600")  # kills the app
+        return seconds
+
+    def torch_import() -> float:
+        t0 = time.time()
+        subprocess.run([sys.executable, "-c", "import torch"], check=True, timeout=120)
+        return time.time() - t0
+
+    try:
+        if not quick:  # warm the file cache for both (the app's first start reads the same disk)
+            torch_import()
+            app()
+        value, baseline = interleave(app, torch_import, 1 if quick else 5)
+    finally:
+        tmux.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+    return Result(value, baseline, "s", 4.0, higher_is_better=False)
+
+
+# -- confusion_nav ----------------------------------------------------------------------------------------
+def _confusion_run(root: Path, n: int = 100) -> str:
+    import numpy as np
+
+    from cifartui.core.events import EpochEnd, Evaluation, RunEnded, RunStarted
+    from cifartui.store import RunStore
+
+    rng = np.random.default_rng(0)
+    targets = np.repeat(np.arange(n), 100).astype(np.int32)
+    preds = np.where(rng.random(targets.size) < 0.7, targets, rng.integers(0, n, targets.size)).astype(np.int32)
+    conf = np.bincount(targets * n + preds, minlength=n * n).reshape(n, n).astype(np.int32)
+    prob = rng.uniform(0.2, 1.0, targets.size).astype(np.float16)
+    run_id = "20250101-000000-bench-confusion"
+    path = root / run_id
+    (path / "eval").mkdir(parents=True)
+    store = RunStore(path)
+    names = [f"class_{i:03d}" for i in range(n)]
+    store(RunStarted(run_id=run_id, name="bench-confusion", device="cpu", num_classes=n, class_names=names, epochs=1,
+                     steps_per_epoch=10, train_size=1000, val_size=100, test_size=targets.size, model="resnet18",
+                     dataset="cifar100"))
+    acc = float(np.trace(conf) / targets.size)
+    store(EpochEnd(epoch=1, train_loss=1.0, train_acc=acc, val_loss=1.0, val_acc=acc, val_top5=acc, lr=1e-3,
+                   epoch_seconds=1.0, images_per_second=1.0, best_val_acc=acc, is_best=True))
+    store(Evaluation(split="test", epoch=1, loss=1.0, top1=acc, top5=acc, num_samples=targets.size,
+                     arrays={"confusion": conf, "targets": targets, "preds": preds, "pred_prob": prob, "true_prob": prob}))
+    store(RunEnded(status="completed", reason="bench", epochs_done=1, best_val_acc=acc, test_acc=acc))
+    store.close()
+    return run_id
+
+
+def run_confusion_nav(quick: bool) -> Result:
+    missing = _app_missing()
+    if missing:
+        return not_available("ms", 1.0, missing, higher_is_better=False)
+    import asyncio
+
+    from cifartui.tui.app import CifarApp
+    from cifartui.tui.widgets.confusion_matrix import ConfusionMatrix
+
+    latencies: list[float] = []
+
+    async def main(root: Path, run_id: str) -> None:
+        app = CifarApp(root=root, run=run_id)
+        frames: list[float] = []
+        display = app._display
+
+        def timed_display(screen, renderable) -> None:
+            display(screen, renderable)
+            if renderable is not None and hasattr(renderable, "render_segments"):
+                renderable.render_segments(app.console)  # what a terminal would be sent (the test driver skips it)
+                frames.append(time.perf_counter())
+
+        app._display = timed_display
+        async with app.run_test(size=(160, 48)) as pilot:
+            await pilot.press("c")
+            end = time.monotonic() + 30
+            while time.monotonic() < end:
+                matrix = app.screen.query(ConfusionMatrix)
+                if matrix and matrix.first().n == 100 and matrix.first().has_focus:
+                    break
+                await pilot.pause(0.05)
+            else:
+                raise RuntimeError("the confusion screen did not show the 100x100 matrix with focus")
+            matrix = matrix.first()
+            await pilot.pause(0.2)
+            keys = ["right", "down"] * (3 if quick else 40) + ["left", "up"] * (0 if quick else 10)
+            for key in keys:
+                before = matrix.cursor
+                frames.clear()
+                t0 = time.perf_counter()
+                await pilot.press(key)
+                while not frames and time.perf_counter() - t0 < 2.0:
+                    await asyncio.sleep(0.0005)
+                if not frames:
+                    raise RuntimeError(f"no screen update after {key!r}")
+                if matrix.cursor == before:
+                    raise RuntimeError(f"{key!r} did not move the cursor")
+                latencies.append((frames[0] - t0) * 1000)
+                await pilot.pause(0.02)
+
+    with tempfile.TemporaryDirectory(prefix="bench-conf-") as tmp:
+        root = Path(tmp) / "runs"
+        run_id = _confusion_run(root)
+        asyncio.run(main(root, run_id))
+    warm = latencies[2:] or latencies
+    return Result(statistics.median(warm), 16.0, "ms", 1.0, higher_is_better=False)
