@@ -50,7 +50,27 @@ def tmux(*args: str) -> str:
                           capture_output=True, text=True, timeout=60).stdout
 
 
-def app(overrides: list[str], root: Path) -> tuple[float, float, float]:
+def _app_pid() -> int | None:
+    """The cifartui process under the tmux pane's shell."""
+    shell = tmux("display", "-p", "-t", "m", "#{pane_pid}").strip()
+    for child in Path("/proc").glob("[0-9]*"):
+        try:
+            stat = (child / "stat").read_text().split()
+            if stat[3] == shell and "cifartui" in (child / "cmdline").read_text():
+                return int(child.name)
+        except OSError:
+            continue
+    return None
+
+
+def _cpu_seconds(pid: int, tid: int | None = None) -> float:
+    """CPU time (user + system) of a process, or of one of its threads."""
+    path = Path(f"/proc/{pid}/task/{tid}/stat") if tid else Path(f"/proc/{pid}/stat")
+    fields = path.read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def app(overrides: list[str], root: Path) -> tuple[float, float, float, float]:
     paint = root.parent / f"paint-{root.name}.json"
     args = [str(EXE), "--root", str(root), "--config", str(REPO / "configs" / "demo.yaml")]
     for o in overrides:
@@ -67,10 +87,19 @@ def app(overrides: list[str], root: Path) -> tuple[float, float, float]:
             time.sleep(0.05)
         first = json.loads(paint.read_text())
         assert not first["torch"]
+        pid = _app_pid()
+        ui0 = all0 = 0.0
         for key in ("Escape", "s"):
             tmux("send-keys", "-t", "m", key)
             time.sleep(0.3)
-        while "completed" not in tmux("capture-pane", "-p", "-t", "m"):
+        while "epoch 1/" not in tmux("capture-pane", "-p", "-t", "m"):  # training started
+            time.sleep(0.1)
+        if pid:
+            ui0, all0 = _cpu_seconds(pid, pid), _cpu_seconds(pid)
+        ui_share = float("nan")
+        while "completed" not in (screen := tmux("capture-pane", "-p", "-t", "m")):
+            if pid and "test (best weights" not in screen:
+                ui_share = (_cpu_seconds(pid, pid) - ui0) / max(1e-9, _cpu_seconds(pid) - all0)
             time.sleep(0.5)
             if time.time() - start > 1800:
                 raise RuntimeError("training in the app did not finish")
@@ -79,7 +108,7 @@ def app(overrides: list[str], root: Path) -> tuple[float, float, float]:
     finally:
         tmux("kill-server")
     ips, secs = throughput(root)
-    return ips, secs, first["time"] - start
+    return ips, secs, first["time"] - start, ui_share
 
 
 def main() -> None:
@@ -88,7 +117,7 @@ def main() -> None:
     p.add_argument("--set", dest="overrides", action="append", default=None)
     a = p.parse_args()
     overrides = a.overrides or DEFAULT
-    head, dash, frames = [], [], []
+    head, dash, frames, shares = [], [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(a.repeats):
             h = headless(overrides, Path(tmp) / f"h{i}")
@@ -96,11 +125,14 @@ def main() -> None:
             head.append(h[0])
             dash.append(d[0])
             frames.append(d[2])
+            shares.append(d[3])
             print(f"round {i + 1}: headless {h[0]:.1f} img/s ({h[1]:.1f}s training), "
-                  f"dashboard {d[0]:.1f} img/s ({d[1]:.1f}s training), first frame {d[2]:.2f}s", flush=True)
+                  f"dashboard {d[0]:.1f} img/s ({d[1]:.1f}s training), first frame {d[2]:.2f}s, "
+                  f"UI thread {100 * d[3]:.1f}% of the app's CPU while training, load {os.getloadavg()[0]:.2f}", flush=True)
     print(f"config: configs/demo.yaml --set {' --set '.join(overrides)}")
     print(f"headless   median {statistics.median(head):.1f} img/s")
     print(f"dashboard  median {statistics.median(dash):.1f} img/s  (ratio {statistics.median(dash) / statistics.median(head):.3f})")
+    print(f"UI thread  median {100 * statistics.median(shares):.1f}% of the app process's CPU time while training")
     print(f"first frame median {statistics.median(frames):.2f}s (process start to first paint, torch not loaded)")
     print(f"load average at the end: {os.getloadavg()}")
 

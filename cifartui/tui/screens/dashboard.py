@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from cifartui.tui.app import CifarApp
 
 NARROW = 120
+PANEL_INTERVAL = 0.5  # seconds between panel refreshes while a run trains
 BOTTOM_PANES = ("metrics", "log", "findings")
 
 
@@ -59,6 +60,8 @@ class DashboardScreen(Screen):
         self.pane_index = 0
         self._shown: RunData | None = None
         self._findings_for: tuple | None = None
+        self._dirty = False
+        self._keys: dict[str, object] = {}
 
     @property
     def cifar(self) -> "CifarApp":
@@ -80,6 +83,7 @@ class DashboardScreen(Screen):
 
     def on_mount(self) -> None:
         self._layout()
+        self.set_interval(PANEL_INTERVAL, self._tick)
         self.run_updated(self.cifar.current, force=True)
 
     def on_screen_resume(self) -> None:
@@ -113,27 +117,60 @@ class DashboardScreen(Screen):
 
     # -- data ---------------------------------------------------------------------------------------
     def run_updated(self, data: RunData | None, force: bool = False) -> None:
-        """Called by the app when the current run has new events (method call down)."""
+        """Called by the app when the current run has new events (method call down).
+
+        While a run trains, panels are refreshed at most every ``PANEL_INTERVAL`` seconds and each only
+        when what it shows changed: the UI thread stays mostly idle, so the training thread keeps the
+        CPU (and the GIL) to itself. A new run, a finished run or ``force`` refresh at once.
+        """
         if not self.is_mounted:
             return
         new_run = data is not self._shown
         self._shown = data
-        live = self.cifar.is_live(data)
-        self.query_one(RunHeader).show(data, following=self.cifar.following is not None, live=live)
-        self.query_one(DeviceLine).show(data)
-        err = self.query_one("#run-error", Static)
-        if data is not None and data.error is not None:
-            err.update(Text.assemble(("Training failed: ", "bold"), str(data.error.get("message", "")),
-                                     ("\n" + data.error.get("hint", ""), "dim") if data.error.get("hint") else ""))
-            err.display = True
+        if force or new_run or data is None or not data.running:
+            self._apply(force=force or new_run)
         else:
-            err.display = False
-        self.query_one(Curves).show(data, now=force or new_run)
-        self.query_one(TrainProgress).show(data)
-        self.query_one(MetricsTable).show(data)
-        box = self.query_one("#metrics-box", VerticalScroll)
-        box.scroll_end(animate=False)
-        self.query_one(EventLog).show(data)
+            self._dirty = True
+
+    def _tick(self) -> None:
+        if self._dirty:
+            self._apply()
+
+    def _changed(self, panel: str, key: object, force: bool) -> bool:
+        if not force and self._keys.get(panel) == key:
+            return False
+        self._keys[panel] = key
+        return True
+
+    def _apply(self, force: bool = False) -> None:
+        self._dirty = False
+        data = self._shown
+        live = self.cifar.is_live(data)
+        following = self.cifar.following is not None
+        d = data
+        if self._changed("header", (id(d), d and d.status, d and d.phase, d and d.id, following, live), force):
+            self.query_one(RunHeader).show(data, following=following, live=live)
+        gpu = round(d.gpu_mem_mb or 0, -1) if d else 0
+        if self._changed("device", (id(d), d and bool(d.started), d and len(d.epochs), gpu), force):
+            self.query_one(DeviceLine).show(data)
+        if self._changed("error", (id(d), d and d.error is not None), force):
+            err = self.query_one("#run-error", Static)
+            if data is not None and data.error is not None:
+                hint = data.error.get("hint")
+                err.update(Text.assemble(("Training failed: ", "bold"), str(data.error.get("message", "")),
+                                         ("\n" + hint, "dim") if hint else ""))
+                err.display = True
+            else:
+                err.display = False
+        self.query_one(Curves).show(data, now=force)
+        if self._changed("progress", (id(d), d and d.last_step and d.last_step.get("step"), d and len(d.epochs),
+                                      d and d.status), force):
+            self.query_one(TrainProgress).show(data)
+        if self._changed("metrics", (id(d), d and len(d.epochs), d and len(d.evaluations), d and d.status), force):
+            self.query_one(MetricsTable).show(data)
+            self.query_one("#metrics-box", VerticalScroll).scroll_end(animate=False)
+        if self._changed("log", (id(d), d and len(d.logs), d and d.logs and id(d.logs[-1])), force):
+            self.query_one(EventLog).show(data)
         self._maybe_findings(data)
 
     def _maybe_findings(self, data: RunData | None) -> None:

@@ -84,7 +84,12 @@ class Curves(Horizontal):
             self._redraw()
 
     def _tick(self) -> None:
-        if self._dirty and time.monotonic() - self._last >= self.min_interval:
+        if not self._dirty:
+            return
+        if self._data is not None and self._data.version == self._drawn_version:
+            self._dirty = False  # nothing new since the last drawing
+            return
+        if time.monotonic() - self._last >= self.min_interval:
             self._redraw()
 
     def on_resize(self) -> None:

@@ -15,7 +15,8 @@ from cifartui.tui.rundata import RunData
 class RunHeader(Static):
     def show(self, d: RunData | None, following: bool = False, live: bool = False) -> None:
         if d is None:
-            self.update(Text("No run selected: start one from the Config screen (e) or open one from Runs (r).", style="dim"))
+            self.update(Text("No run selected: start one from the Config screen (e) or open one from Runs (r).", style="dim"),
+                        layout=False)
             return
         st = d.started or {}
         t = Text()
@@ -31,7 +32,7 @@ class RunHeader(Static):
                      f"{st.get('train_size')}/{st.get('val_size')}/{st.get('test_size')} train/val/test")
         if d.phase:
             t.append(f"  {d.phase}", style="italic yellow")
-        self.update(t)
+        self.update(t, layout=False)  # one line, fixed height: no layout pass
 
 
 class DeviceLine(Static):
@@ -57,7 +58,7 @@ class DeviceLine(Static):
                 t.append(f" (peak {peak / 1024:.1f} GiB)", style="dim")
         if st.get("resumed_from_epoch"):
             t.append(f"  resumed at epoch {st['resumed_from_epoch']}", style="yellow")
-        self.update(t)
+        self.update(t, layout=False)
 
 
 class TrainProgress(Static):
@@ -79,7 +80,7 @@ class TrainProgress(Static):
             right.append(f"  loss {d.last_step.get('loss', 0):.4f} acc {pct(d.last_step.get('acc'), 1)}", style="dim")
         style = "green" if d.status in ("completed", "early_stopped") else ("red" if d.status in ("failed", "crashed") else "yellow")
         grid.add_row(left, ProgressBar(total=1.0, completed=p.fraction, complete_style=style, finished_style=style), right)
-        self.update(grid)
+        self.update(grid, layout=False)
 
 
 class MetricsTable(Static):
