@@ -87,7 +87,7 @@ class CifarApp(App):
 
     def __init__(self, config_path: str | os.PathLike | None = None, run: str | None = None,
                  root: str | os.PathLike | None = "runs", overrides: Iterable[str] = (),
-                 redraw_interval: float = 2.0, follow_interval: float = 1.0, runs_refresh_interval: float = 3.0,
+                 redraw_interval: float = 3.0, follow_interval: float = 1.0, runs_refresh_interval: float = 3.0,
                  graphics: str | None = None) -> None:
         super().__init__()
         self.root = Path(root or "runs")

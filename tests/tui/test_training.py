@@ -72,6 +72,7 @@ async def test_quit_while_training_asks_stops_and_exits_then_resume(tmp_path, ti
     assert app.return_code == 0
     assert live.data.status == "stopped" and (live.data.run_dir / "last.pt").exists()
     run_dir = live.data.run_dir
+    stopped_in = len(live.data.epochs) + 1  # the epoch the stop cut short
 
     # resume it from the Runs screen, finishing sooner (train.epochs may change on a resume)
     app = make_app(tmp_path / "runs")
@@ -82,7 +83,7 @@ async def test_quit_while_training_asks_stops_and_exits_then_resume(tmp_path, ti
         await pilot.pause()
         screen = app.screen
         assert screen.resume_dir == run_dir
-        screen.query_one("#f-train--epochs").value = "1"
+        screen.query_one("#f-train--epochs").value = str(stopped_in)  # finish the cut epoch, then test
         await pilot.pause()
         await pilot.press("escape", "s")
         live = app.live
@@ -90,7 +91,8 @@ async def test_quit_while_training_asks_stops_and_exits_then_resume(tmp_path, ti
         assert await wait_for(pilot, lambda: live.finished, 120), live.data.logs[-5:]
         await pilot.pause()
         assert live.data.status == "completed", (live.data.error, live.data.logs[-5:])
-        assert live.data.started.get("resumed_from_epoch") == 1
+        assert live.data.started.get("resumed_from_epoch") == stopped_in
+        assert [e["epoch"] for e in live.data.epochs][-1] == stopped_in
         assert any("Resumed from" in e["message"] for e in live.data.logs)
     from cifartui.store import list_runs
 

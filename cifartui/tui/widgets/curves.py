@@ -2,7 +2,7 @@
 
 Redraws are throttled: new data only marks the charts dirty, and a timer redraws them at most once per
 ``min_interval`` seconds, so a fast trainer never waits on chart rendering. Long series (many steps)
-are reduced to about two points per column before plotting.
+are reduced to about one point per column (bucket means) before plotting.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class Chart(PlotextPlot):
         for label, xs, ys, color in self.series:
             if not xs:
                 continue
-            xs, ys = downsample(xs, ys, 2 * width)
+            xs, ys = downsample(xs, ys, width)
             if len(xs) == 1:
                 plt.scatter(xs, ys, label=label, color=color, marker="dot")
             else:
