@@ -337,8 +337,10 @@ class CifarApp(App):
 
         groups = [
             ("Everywhere", _rows(self.BINDINGS)),
-            ("Config (e)", _rows(ConfigScreen.BINDINGS) + [("f5", "Start (also while typing)"), ("ctrl+s", "Save as (also while typing)"),
-                                                          ("tab / shift+tab", "Next / previous field")]),
+            ("Config (e)", _rows([b for b in ConfigScreen.BINDINGS if b.action not in ConfigScreen.TYPING_ACTIONS])
+             + [("f5", "Start (while typing in a field)"), ("ctrl+s", "Save as (while typing in a field)"),
+                ("escape", "Leave the field"), ("tab / shift+tab", "Next / previous field"),
+                ("space / enter", "Toggle a true/false field")]),
             ("Dashboard (d)", _rows(DashboardScreen.BINDINGS)),
             ("Confusion (c)", _rows(ConfusionScreen.BINDINGS) + _rows(ConfusionMatrix.BINDINGS, all_=True)
              + [("tab", "Matrix / pairs list"), ("enter on a pair", "Drill down")]),

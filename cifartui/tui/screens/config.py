@@ -35,16 +35,17 @@ def fine_tune_warning(cfg: Config) -> str | None:
 
 
 class ConfigScreen(Screen):
-
+    # Letter keys type into a focused field; there the footer shows f5 / ctrl+s instead (they always work).
     BINDINGS = [
         Binding("s", "start", "Start"),
-        Binding("f5", "start", "Start", show=False, priority=True),
+        Binding("f5", "start_typing", "Start", priority=True),
         Binding("o", "open", "Open"),
         Binding("w", "save_as", "Save as"),
-        Binding("ctrl+s", "save_as", "Save as", show=False, priority=True),
+        Binding("ctrl+s", "save_as_typing", "Save as", priority=True),
         Binding("v", "toggle_side", "Diff"),
-        Binding("escape", "leave_field", "Leave field", show=False),
+        Binding("escape", "leave_field", "Leave field"),
     ]
+    TYPING_ACTIONS = ("start_typing", "save_as_typing", "leave_field")
 
     def __init__(self) -> None:
         super().__init__()
@@ -163,6 +164,29 @@ class ConfigScreen(Screen):
         return table
 
     # -- actions ----------------------------------------------------------------------------------------
+    @property
+    def typing(self) -> bool:
+        return isinstance(self.focused, Input)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action in self.TYPING_ACTIONS:
+            return self.typing
+        if action in ("start", "save_as", "open", "toggle_side"):
+            return not self.typing
+        return True
+
+    def on_descendant_focus(self) -> None:
+        self.refresh_bindings()
+
+    def on_descendant_blur(self) -> None:
+        self.refresh_bindings()
+
+    def action_start_typing(self) -> None:
+        self.action_start()
+
+    def action_save_as_typing(self) -> None:
+        self.action_save_as()
+
     def action_leave_field(self) -> None:
         self.set_focus(None)
 

@@ -177,7 +177,7 @@ class ConfusionScreen(Screen):
         for k, p in enumerate(self.pairs, 1):
             line = Text(f"{k:>2} ")
             line.append(short(names[p.true], width), style="bold")
-            line.append("→")
+            line.append(" → " if wide else "→")
             line.append(short(names[p.pred], width), style="bold")
             line.append(f" {p.count}", style="yellow")
             if wide:
