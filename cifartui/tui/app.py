@@ -295,7 +295,7 @@ class CifarApp(App):
                 self.notify(f"{live.data.id}: {status} ({e.get('reason', '')})", severity=sev, timeout=6)
             elif e.get("type") == APP_DONE:
                 live.finished = True
-        if self.current is live.data:
+        if self.current is live.data or live.finished:
             self._notify_screen()
         if live.finished and self._quit_after_stop:
             self.exit(0)

@@ -87,12 +87,17 @@ class RunData:
         elif t == "epoch":
             self.epochs = [x for x in self.epochs if x.get("epoch") != e.get("epoch")]
             self.epochs.append(e)
+            self._log("info", f"epoch {e.get('epoch')}: train loss {_f(e.get('train_loss'))} acc {_p(e.get('train_acc'))}, "
+                              f"val loss {_f(e.get('val_loss'))} acc {_p(e.get('val_acc'))}"
+                              + ("  ★ best" if e.get("is_best") else ""), when)
         elif t == "evaluation":
             if e.get("file"):
                 self.evaluations = [x for x in self.evaluations if x.get("file") != e["file"]]
                 self.evaluations.append(e)
         elif t == "checkpoint":
             self.checkpoints.append(e)
+            if e.get("kind") == "last" and e.get("step"):  # a mid-epoch save: a stop
+                self._log("info", f"saved {e.get('path')} (epoch {e.get('epoch')}, step {e.get('step')})", when)
         elif t == "log":
             self._log(e.get("level", "info"), e.get("message", ""), when)
         elif t == "run_ended":
@@ -238,6 +243,14 @@ def downsample(xs: list[float], ys: list[float], max_points: int) -> tuple[list[
         out_x.append(sum(xs[lo:hi]) / (hi - lo))
         out_y.append(sum(ys[lo:hi]) / (hi - lo))
     return out_x, out_y
+
+
+def _f(v: Any) -> str:
+    return f"{v:.4f}" if isinstance(v, (int, float)) else "-"
+
+
+def _p(v: Any) -> str:
+    return f"{100 * v:.2f}%" if isinstance(v, (int, float)) else "-"
 
 
 def is_end_status(status: str) -> bool:

@@ -148,8 +148,10 @@ class DashboardScreen(Screen):
         live = self.cifar.is_live(data)
         following = self.cifar.following is not None
         d = data
-        if self._changed("header", (id(d), d and d.status, d and d.phase, d and d.id, following, live), force):
-            self.query_one(RunHeader).show(data, following=following, live=live)
+        other = self.cifar.live
+        elsewhere = other.data.id if other is not None and not other.finished and not live else ""
+        if self._changed("header", (id(d), d and d.status, d and d.phase, d and d.id, following, live, elsewhere), force):
+            self.query_one(RunHeader).show(data, following=following, live=live, elsewhere=elsewhere)
         gpu = round(d.gpu_mem_mb or 0, -1) if d else 0
         if self._changed("device", (id(d), d and bool(d.started), d and len(d.epochs), gpu), force):
             self.query_one(DeviceLine).show(data)

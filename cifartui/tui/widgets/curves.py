@@ -34,17 +34,24 @@ class Chart(PlotextPlot):
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        plt.title(self.title)
         width = max(10, self.size.width or 40)
+        # a short chart has no room for a legend over the data: name the colours in the title instead
+        small = 0 < self.size.height < 14
+        shown = [(label, color) for label, xs, _, color in self.series if xs]
+        if small and shown:
+            plt.title(f"{self.title}: " + ", ".join(f"{label} {color}" for label, color in shown))
+        else:
+            plt.title(self.title)
         any_data = False
         for label, xs, ys, color in self.series:
             if not xs:
                 continue
             xs, ys = downsample(xs, ys, width)
+            kwargs = {} if small else {"label": label}
             if len(xs) == 1:
-                plt.scatter(xs, ys, label=label, color=color, marker="dot")
+                plt.scatter(xs, ys, color=color, marker="dot", **kwargs)
             else:
-                plt.plot(xs, ys, label=label, color=color, marker="braille")
+                plt.plot(xs, ys, color=color, marker="braille", **kwargs)
             any_data = True
         if not any_data:
             plt.xlim(0, 1)
@@ -93,8 +100,8 @@ class Curves(Horizontal):
             self._redraw()
 
     def on_resize(self) -> None:
-        if self._data is not None:
-            self._redraw()
+        if self._data is not None:  # the legend depends on the height
+            self.call_after_refresh(self._redraw)
 
     def _redraw(self) -> None:
         self._dirty = False

@@ -13,7 +13,11 @@ from cifartui.tui.rundata import RunData
 
 
 class RunHeader(Static):
-    def show(self, d: RunData | None, following: bool = False, live: bool = False) -> None:
+    def show(self, d: RunData | None, following: bool = False, live: bool = False, elsewhere: str = "") -> None:
+        """``elsewhere``: the id of a run this app trains while another one is on screen."""
+        if d is None and elsewhere:
+            self.update(Text(f"training {elsewhere} here: open it from Runs (r)", style="yellow"), layout=False)
+            return
         if d is None:
             self.update(Text("No run selected: start one from the Config screen (e) or open one from Runs (r).", style="dim"),
                         layout=False)
@@ -32,6 +36,8 @@ class RunHeader(Static):
                      f"{st.get('train_size')}/{st.get('val_size')}/{st.get('test_size')} train/val/test")
         if d.phase:
             t.append(f"  {d.phase}", style="italic yellow")
+        if elsewhere:
+            t.append(f"  ·  training {elsewhere} here (r to open)", style="yellow")
         self.update(t, layout=False)  # one line, fixed height: no layout pass
 
 
