@@ -441,11 +441,17 @@ def run_app(config_path: str | None = None, run: str | None = None, root: str | 
     """Entry point of ``cifartui`` (see cli.cmd_app)."""
     if config_path is not None and not Path(config_path).is_file():
         raise UserError(f"--config: {config_path!r} does not exist. See configs/ for ready recipes.")
-    if overrides:
+    if overrides:  # a bad --set stops here; a bad file opens in the form with its errors shown
+        source = config_path or find_demo_config()
         try:
-            config_mod.load(config_path or find_demo_config(), list(overrides))
-        except ConfigError as exc:
-            raise UserError(str(exc)) from None
+            config_mod.load(source)
+        except ConfigError:
+            pass
+        else:
+            try:
+                config_mod.load(source, list(overrides))
+            except ConfigError as exc:
+                raise UserError(str(exc)) from None
     graphics = detect_graphics()
     app = CifarApp(config_path=config_path, run=run, root=root, overrides=overrides, graphics=graphics)
     app.run()

@@ -140,7 +140,8 @@ class ConfigScreen(Screen):
             verb = "resume" if self.resume_dir else "start"
             status.append(f"✓ valid: s to {verb}, w to save as", style="bold green")
         if self.load_error:
-            status.append("\n" + self.load_error, style="red")
+            status.append("\nas loaded from the file (fields the form cannot hold are dropped):\n", style="dim")
+            status.append(self.load_error, style="red")
         self.query_one("#cfg-status", Static).update(status)
         warning = fine_tune_warning(form.config) if form.config else None
         self.query_one("#cfg-warning", Static).update(Text("⚠ " + warning, style="yellow") if warning else "")
