@@ -67,16 +67,16 @@ def random_crop_flip(x: torch.Tensor, padding: int, g: torch.Generator) -> torch
     return xp[batch, :, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
 
 
-_CHUNK_BYTES = 8 * 2**20  # CPU fast path: float output converted and normalised this much at a time (L2/L3)
+_CHUNK_BYTES = 4 * 2**20  # CPU fast path: float output converted and normalised this much at a time (L2/L3)
 _FLAT_GATHER_MAX = 2**24  # larger batches (big images) gather in 4-D: no index tensor as large as the batch
 
 
 @contextlib.contextmanager
 def _one_thread():
-    """The CPU fast path's ops run on the calling thread alone. They are small or memory-bound, so a second
-    thread gains little, while on a busy machine each op's thread barrier can wait a whole time slice for a
-    descheduled thread (measured here: batches 10x slower). Under OpenMP torch's setting is per thread;
-    it is restored on the way out."""
+    """The CPU fast path's ops on a small batch run on the calling thread alone: a second thread gains
+    little there, while on a busy machine each op's thread barrier can wait a whole time slice for a
+    descheduled thread (measured here: batches 3-10x slower). Under OpenMP torch's setting is per thread;
+    it is restored on the way out. (Large batches, e.g. resized to 224 px, keep every thread: they gain.)"""
     n = torch.get_num_threads()
     if n == 1:
         yield
@@ -237,7 +237,8 @@ class BatchLoader:
     def transform(self, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
         size = self.image_size
         if self.device.type == "cpu" and not (g is not None and self.augment == "strong"):
-            with _one_thread():
+            small = x.shape[0] * x.shape[1] * size * size * 4 <= _CHUNK_BYTES  # e.g. 128 images at 32 px
+            with _one_thread() if small else contextlib.nullcontext():
                 if g is not None and self.augment == "standard":
                     x = random_crop_flip(x, self.padding, g)
                 return self._transform_cpu(x)
