@@ -59,12 +59,15 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:  # report the others anyway
             traceback.print_exc()
             crashed.append(name)
-            results[name] = Result(None, None, "", 0.0, note=f"crashed: {type(exc).__name__}: {exc}")
+            results[name] = Result(None, None, "", float("nan"), note=f"crashed: {type(exc).__name__}: {exc}")
         if not args.json:
             print(f"  {time.perf_counter() - t0:.1f} s", file=sys.stderr, flush=True)
 
     if args.json:
-        print(json.dumps({n: r.to_json() for n, r in results.items()}, indent=1))
+        out = {n: r.to_json() for n, r in results.items()}
+        for n in crashed:
+            out[n]["goal"] = None
+        print(json.dumps(out, indent=1))
     else:
         rows = [("benchmark", "ours", "baseline", "unit", "ratio", "goal", "")]
         for n, r in results.items():

@@ -264,9 +264,14 @@ def run_confusion_nav(quick: bool) -> Result:
                 raise RuntimeError("the confusion screen did not show the 100x100 matrix with focus")
             matrix = matrix.first()
             await pilot.pause(0.2)
-            keys = ["right", "down"] * (3 if quick else 40) + ["left", "up"] * (0 if quick else 10)
-            for key in keys:
+            step = {"right": (0, 1), "left": (0, -1), "down": (1, 0), "up": (-1, 0)}
+            direction = {0: "down", 1: "right"}  # per axis; turned round at the matrix's edges
+            for k in range(6 if quick else 80):
+                axis = k % 2
                 before = matrix.cursor
+                key = direction[axis]
+                if not 0 <= before[axis] + step[key][axis] < matrix.n:
+                    key = direction[axis] = {"down": "up", "up": "down", "right": "left", "left": "right"}[key]
                 frames.clear()
                 t0 = time.perf_counter()
                 await pilot.press(key)
