@@ -53,6 +53,7 @@ class _Tmux:
         self.base = ["tmux", "-L", f"bench-{os.getpid()}-{time.monotonic_ns()}", "-f", "/dev/null"]
         subprocess.run([*self.base, "new-session", "-d", "-s", "b", "-x", str(width), "-y", str(height), "sleep 3600"],
                        check=True, timeout=30)
+        self.socket = self.run("display-message", "-p", "#{socket_path}").strip()
 
     def run(self, *args: str) -> str:
         return subprocess.run([*self.base, *args], capture_output=True, text=True, timeout=30).stdout
@@ -75,6 +76,8 @@ class _Tmux:
 
     def close(self) -> None:
         subprocess.run([*self.base, "kill-server"], capture_output=True, timeout=30)
+        if self.socket:
+            Path(self.socket).unlink(missing_ok=True)
 
 
 def _paint_time(path: Path) -> float | None:
