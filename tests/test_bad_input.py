@@ -14,7 +14,7 @@ from cifartui.core import checkpoint as ckpt
 from cifartui.core.checkpoint import CheckpointError
 from cifartui.core.engine import Trainer, TrainingError
 
-from conftest import tiny_overrides
+from support import tiny_overrides
 
 
 def run_cli(capsys, root, *sets, cfg="configs/demo.yaml", extra=()):

@@ -11,7 +11,7 @@ from cifartui import config
 from cifartui.core import data as data_mod
 from cifartui.core.data import DataError, load_data
 
-from conftest import REAL_DATA
+from support import REAL_DATA
 
 
 def cfg(**values):

@@ -20,7 +20,7 @@ from cifartui.core import distributed as ddp
 from cifartui.core.loader import BatchLoader
 from cifartui.store import evaluations, list_runs, load_evaluation, read_events, read_run
 
-from conftest import PYTHON, REPO
+from support import PYTHON, REPO
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 TORCHRUN_TIMEOUT = 240
@@ -121,7 +121,7 @@ def test_a_resume_position_and_lr_map_to_another_world_size(tmp_path, monkeypatc
     from cifartui.config import load
     from cifartui.core.engine import Trainer, lr_factor
 
-    from conftest import tiny_overrides
+    from support import tiny_overrides
 
     for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE"):
         monkeypatch.delenv(key, raising=False)

@@ -10,7 +10,7 @@ import torch
 from cifartui.cli import main
 from cifartui.store import list_runs, read_events
 
-from conftest import REAL_DATA, tiny_overrides
+from support import REAL_DATA, tiny_overrides
 
 REQUIRED_EPOCH_FIELDS = {"epoch", "train_loss", "train_acc", "val_loss", "val_acc", "val_top5", "lr", "epoch_seconds", "images_per_second"}
 

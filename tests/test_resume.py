@@ -12,7 +12,7 @@ import torch
 
 from cifartui.store import list_runs, read_events, read_run
 
-from conftest import tiny_overrides
+from support import tiny_overrides
 
 pytestmark = pytest.mark.slow
 

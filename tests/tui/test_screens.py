@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from textual.widgets import DataTable, Input, OptionList, Select
 
-from conftest import DATA, make_app, wait_for
+from tui_support import DATA, make_app, wait_for
 from tui_fixtures import BOY, BOY_AS_GIRL, CIFAR100_NAMES, GIRL, GIRL_AS_BOY
 
 from cifartui import config as config_mod

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from textual.widgets import DataTable
 
-from conftest import DATA, REPO, make_app
+from tui_support import DATA, REPO, make_app
 from tui_fixtures import BOY, GIRL
 
 C100 = "20250601-101500-cifar100-resnet34"
