@@ -53,6 +53,7 @@ class RunData:
         self.gpu_mem_mb: float | None = None
         self.disk_status: str | None = None  # read_run's status, for runs other processes write
         self.version = 0
+        self._series: dict[str, StepSeries] = {}
 
     # -- folding ----------------------------------------------------------------------------------
     def apply_all(self, events: Iterable[dict[str, Any]]) -> bool:
@@ -74,6 +75,7 @@ class RunData:
                 keep = int(e["resumed_from_epoch"])
                 self.epochs = [x for x in self.epochs if x.get("epoch", 0) < keep]
                 self.steps = [x for x in self.steps if x.get("epoch", 0) < keep]
+                self._series.clear()
             self.started = e
             self.ended = None
             self.phase = ""
@@ -216,32 +218,72 @@ class RunData:
                 ys.append(float(v))
         return xs, ys
 
-    def step_series(self, key: str) -> tuple[list[float], list[float]]:
-        """Within-epoch running figures; x in epochs (epoch 2, step 7 of 28 is 1.25)."""
-        xs, ys = [], []
-        for s in self.steps:
-            v, steps = s.get(key), s.get("steps") or 0
-            if isinstance(v, (int, float)) and v == v and steps:
-                xs.append(s["epoch"] - 1 + s["step"] / steps)
-                ys.append(float(v))
-        return xs, ys
+    def step_series(self, key: str, max_points: int | None = None) -> tuple[list[float], list[float]]:
+        """Within-epoch running figures; x in epochs (epoch 2, step 7 of 28 is 1.25).
+
+        Kept per key and extended with the steps that arrived since the last call, so a redraw of a
+        100,000-step run costs the new steps plus ``max_points`` buckets, not a pass over every step."""
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = StepSeries(key)
+        series.extend(self.steps)
+        return series.downsample(max_points) if max_points else (series.xs, series.ys)
 
     def evaluation_label(self, ev: dict[str, Any]) -> str:
         return f"{ev.get('split')} · epoch {ev.get('epoch')} · top-1 {100 * (ev.get('top1') or 0):.2f}%"
 
 
+class StepSeries:
+    """One step-level metric as (x, y) lists plus their prefix sums: bucket means in O(buckets)."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.xs: list[float] = []
+        self.ys: list[float] = []
+        self._sum_x = [0.0]
+        self._sum_y = [0.0]
+        self.consumed = 0  # how many of the run's steps were read
+
+    def extend(self, steps: list[dict[str, Any]]) -> None:
+        key, xs, ys, sx, sy = self.key, self.xs, self.ys, self._sum_x, self._sum_y
+        for s in steps[self.consumed:]:
+            v, n = s.get(key), s.get("steps") or 0
+            if isinstance(v, (int, float)) and v == v and n:
+                x = s["epoch"] - 1 + s["step"] / n
+                xs.append(x)
+                ys.append(float(v))
+                sx.append(sx[-1] + x)
+                sy.append(sy[-1] + v)
+        self.consumed = len(steps)
+
+    def downsample(self, max_points: int) -> tuple[list[float], list[float]]:
+        return _bucket_means(self.xs, self.ys, self._sum_x, self._sum_y, max_points)
+
+
 def downsample(xs: list[float], ys: list[float], max_points: int) -> tuple[list[float], list[float]]:
     """At most ``max_points`` points: bucket means keep the shape of a long noisy series."""
+    if len(xs) <= max_points or max_points < 2:
+        return xs, ys
+    return _bucket_means(xs, ys, _prefix(xs), _prefix(ys), max_points)
+
+
+def _prefix(values: list[float]) -> list[float]:
+    out = [0.0]
+    for v in values:
+        out.append(out[-1] + v)
+    return out
+
+
+def _bucket_means(xs, ys, sum_x, sum_y, max_points: int) -> tuple[list[float], list[float]]:
     n = len(xs)
     if n <= max_points or max_points < 2:
         return xs, ys
     out_x, out_y = [], []
     for b in range(max_points):
         lo, hi = b * n // max_points, (b + 1) * n // max_points
-        if hi <= lo:
-            continue
-        out_x.append(sum(xs[lo:hi]) / (hi - lo))
-        out_y.append(sum(ys[lo:hi]) / (hi - lo))
+        if hi > lo:
+            out_x.append((sum_x[hi] - sum_x[lo]) / (hi - lo))
+            out_y.append((sum_y[hi] - sum_y[lo]) / (hi - lo))
     return out_x, out_y
 
 

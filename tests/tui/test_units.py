@@ -18,9 +18,11 @@ from cifartui.tui.widgets.config_form import FieldError, parse_text, schema_fiel
 from cifartui.tui.widgets.thumbnails import halfblock_strips, resize
 
 
-def test_app_import_does_not_load_torch():
+def test_app_import_does_not_load_torch_pydantic_or_numpy():
+    # the first frame pays only for Textual: torch loads on the training thread, the rest with their screens
     code = ("import sys, cifartui.tui.app, cifartui.cli; "
-            "bad = [m for m in ('torch', 'timm', 'torchvision') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)")
+            "bad = [m for m in ('torch', 'timm', 'torchvision', 'pydantic', 'numpy', 'plotext') if m in sys.modules]; "
+            "print(bad); sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stdout + out.stderr
 
@@ -74,6 +76,35 @@ def test_downsample_keeps_length_and_shape():
     dx, dy = downsample(xs, ys, 200)
     assert len(dx) == 200 and dx[0] < dx[-1]
     assert downsample(xs[:50], ys[:50], 200) == (xs[:50], ys[:50])
+
+
+def test_step_series_grows_with_new_steps_and_forgets_redone_epochs():
+    data = RunData()
+    start = dict(run_id="r", name="r", device="cpu", num_classes=2, class_names=["a", "b"], epochs=3,
+                 steps_per_epoch=100, train_size=1, val_size=1, test_size=1)
+    data.apply(RunStarted(**start).to_dict())
+
+    def steps(epoch, n, offset=0.0):
+        for s in range(1, n + 1):
+            data.apply(Step(epoch=epoch, step=s, steps=100, loss=offset + s, acc=0.5, lr=0.1,
+                            images_per_second=1).to_dict())
+
+    steps(1, 100)
+    steps(2, 40)
+    xs, ys = data.step_series("loss")
+    assert len(xs) == 140 and xs[-1] == pytest.approx(1.4) and ys[-1] == 40
+    steps(2, 10, offset=1000)  # more steps arrive: the same series grows
+    xs, ys = data.step_series("loss")
+    assert len(xs) == 150 and ys[-1] == 1010
+    # downsampled from prefix sums == bucket means of the whole series
+    (fx, fy), (sx, sy) = data.step_series("loss", 30), downsample(xs, ys, 30)
+    assert fx == pytest.approx(sx) and fy == pytest.approx(sy) and fy != sy[::-1]
+    assert len(data.step_series("loss", 30)[0]) == 30
+    # a resume from epoch 2 redoes it: its old steps leave the series
+    data.apply(RunStarted(**start, resumed_from_epoch=2).to_dict())
+    steps(2, 5, offset=500)
+    xs, ys = data.step_series("loss")
+    assert len(xs) == 105 and ys[99] == 100 and ys[100:] == [501, 502, 503, 504, 505]
 
 
 def test_bridge_coalesces_wakeups_and_keeps_every_event():

@@ -29,12 +29,17 @@ class Chart(PlotextPlot):
         self.series: list[tuple[str, list[float], list[float], str]] = []
         self.draws = 0
 
+    @property
+    def points(self) -> int:
+        """How many points a series needs at most: about one per column."""
+        return max(10, self.size.width or 40)
+
     def draw(self, series: Iterable[tuple[str, list[float], list[float], str]], xmax: float | None = None) -> None:
         self.series = list(series)
         plt = self.plt
         plt.clear_data()
         plt.clear_figure()
-        width = max(10, self.size.width or 40)
+        width = self.points
         # a short chart has no room for a legend over the data: name the colours in the title instead
         small = 0 < self.size.height < 14
         shown = [(label, color) for label, xs, _, color in self.series if xs]
@@ -112,24 +117,27 @@ class Curves(Horizontal):
                 chart.draw([])
             return
         xmax = float((d.started or {}).get("epochs") or 0) or None
-        running_x, running_y = d.step_series("loss")
+        loss_chart = self.query_one("#chart-loss", Chart)
+        acc_chart = self.query_one("#chart-accuracy", Chart)
+        lr_chart = self.query_one("#chart-lr", Chart)
+        running_x, running_y = d.step_series("loss", loss_chart.points)
         tl = d.epoch_series("train_loss")
         vl = d.epoch_series("val_loss")
-        self.query_one("#chart-loss", Chart).draw([
+        loss_chart.draw([
             ("train (running)", running_x, running_y, "gray"),
             ("train", *tl, "cyan"),
             ("val", *vl, "orange"),
         ], xmax)
-        acc_x, acc_y = d.step_series("acc")
-        self.query_one("#chart-accuracy", Chart).draw([
+        acc_x, acc_y = d.step_series("acc", acc_chart.points)
+        acc_chart.draw([
             ("train (running)", acc_x, acc_y, "gray"),
             ("train", *d.epoch_series("train_acc"), "cyan"),
             ("val", *d.epoch_series("val_acc"), "orange"),
         ], xmax)
-        lr = d.step_series("lr")
+        lr = d.step_series("lr", lr_chart.points)
         if not lr[0]:
             lr = d.epoch_series("lr")
-        self.query_one("#chart-lr", Chart).draw([("lr", *lr, "green")], xmax)
+        lr_chart.draw([("lr", *lr, "green")], xmax)
         self._drawn_version = d.version
 
 
