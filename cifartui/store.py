@@ -15,13 +15,14 @@ import socket
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Iterable
 
 from cifartui.errors import UserError
 from cifartui.core.atomic import atomic_write, atomic_write_text
 from cifartui.core.events import END_STATUSES, EpochEnd, Evaluation, Event, RunEnded, RunStarted, Samples
+
+if TYPE_CHECKING:  # numpy loads where arrays are read or written, not for listing runs or the app's start
+    import numpy as np
 
 EVENTS_FILE = "events.jsonl"
 SUMMARY_FILE = "summary.json"
@@ -48,9 +49,7 @@ def check_run_name(name: str) -> str:
 
 
 def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
+    if hasattr(value, "tolist"):  # numpy scalars and arrays
         return value.tolist()
     if isinstance(value, Path):
         return str(value)
@@ -135,6 +134,8 @@ class RunStore:
                 rel = f"samples_{event.split}.npz"
             (self.path / EVAL_DIR).mkdir(exist_ok=True)
             arrays = event.arrays
+            import numpy as np
+
             atomic_write(self.path / rel, lambda f: np.savez_compressed(f, **arrays))
             event.file = rel
         if isinstance(event, RunStarted):
@@ -365,6 +366,8 @@ def load_evaluation(run_path: str | os.PathLike, file: str) -> dict[str, np.ndar
     full = (Path(run_path) / file).resolve()
     if Path(run_path).resolve() not in full.parents:
         raise StoreError(f"evaluation file {file!r} lies outside the run folder")
+    import numpy as np
+
     with np.load(full, allow_pickle=False) as data:
         return {k: data[k] for k in data.files}
 
@@ -374,6 +377,8 @@ def load_samples(run_path: str | os.PathLike, split: str) -> np.ndarray | None:
     path = Path(run_path) / f"samples_{split}.npz"
     if not path.exists():
         return None
+    import numpy as np
+
     with np.load(path, allow_pickle=False) as data:
         return data["images"]
 

@@ -44,6 +44,36 @@ async def test_fresh_root_opens_config_with_demo(tmp_path):
         assert form.config.output.root == str(tmp_path / "empty")
 
 
+async def test_config_screen_paints_before_its_form_then_fills_it(tmp_path, monkeypatch):
+    """progressive (the real app): the screen shows at once, the form (pydantic, schema) follows."""
+    import threading
+
+    from cifartui.tui.screens import config as config_screen
+
+    release, real = threading.Event(), config_screen._form_class
+
+    def slow_import():  # the worker's import takes as long as the test wants
+        if threading.current_thread() is not threading.main_thread():
+            release.wait(30)
+        return real()
+
+    monkeypatch.setattr(config_screen, "_form_class", slow_import)
+    app = make_app(tmp_path / "empty", progressive=True)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, ConfigScreen) and not screen.ready
+        assert "loading the form" in str(screen.query_one("#cfg-source").content)
+        await pilot.press("s")  # too early: says so, starts nothing
+        assert app.live is None and any("still loading" in n.message for n in app._notifications)
+        release.set()
+        assert await wait_for(pilot, lambda: screen.ready, 30)
+        await pilot.pause()
+        form = screen.query_one(ConfigForm)
+        assert form.config is not None and form.config.name == "demo"
+        assert "demo.yaml" in str(screen.query_one("#cfg-source").content)
+
+
 async def test_root_with_runs_opens_runs_screen(fixture_root):
     app = make_app(fixture_root)
     async with app.run_test(size=(160, 48)) as pilot:

@@ -20,6 +20,7 @@ def make_app(root, **kwargs):
     from cifartui.tui.app import CifarApp
 
     kwargs.setdefault("redraw_interval", 0.0)
+    kwargs.setdefault("progressive", False)  # the form is there at the first pause (one test covers progressive)
     kwargs.setdefault("follow_interval", 0.1)
     kwargs.setdefault("runs_refresh_interval", 60.0)
     return CifarApp(root=root, **kwargs)

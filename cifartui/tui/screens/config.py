@@ -14,14 +14,13 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
-from cifartui import config as config_mod
-from cifartui.config import Config, ConfigError
 from cifartui.tui.formatting import fmt_value
 from cifartui.tui.screens.dialogs import ConfirmScreen, OpenConfigScreen, SaveAsScreen
-from cifartui.tui.widgets.config_form import ConfigForm
 
 if TYPE_CHECKING:
+    from cifartui.config import Config
     from cifartui.tui.app import CifarApp
+    from cifartui.tui.widgets.config_form import ConfigForm
 
 FINE_TUNE_LR = 1e-5  # same threshold as the trainer's warning
 
@@ -62,9 +61,10 @@ class ConfigScreen(Screen):
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
-        yield Static(id="cfg-source", classes="screen-title")
+        yield Static(Text("Config  loading the form ...", style="bold"), id="cfg-source", classes="screen-title")
         with Horizontal(id="cfg-body"):
-            yield ConfigForm(id="cfg-form")
+            if not self.cifar.progressive:
+                yield _form_class()(id="cfg-form")
             with VerticalScroll(id="cfg-side"):
                 yield Static(id="cfg-status")
                 yield Static(id="cfg-warning", classes="warning-text")
@@ -72,12 +72,41 @@ class ConfigScreen(Screen):
         yield Footer()
 
     def on_mount(self) -> None:
+        if not self.cifar.progressive:
+            self._form_mounted()
+            return
+        # The form needs pydantic and the schema (~0.3 s here): import them off the UI thread so the
+        # screen paints at once, then mount the form on the UI thread.
+        self.call_after_refresh(self.run_worker, self._import_form, thread=True, group="config-form",
+                                exit_on_error=False)
+
+    def _import_form(self) -> None:
+        _form_class()
+        self.app.call_from_thread(self._mount_form)
+
+    async def _mount_form(self) -> None:
+        await self.query_one("#cfg-body").mount(_form_class()(id="cfg-form"), before="#cfg-side")
+        self._form_mounted()
+
+    def _form_mounted(self) -> None:
         self._ready = True
         if self._pending_load is not None:
             args, self._pending_load = self._pending_load, None
             self.load_config(*args)
         else:
             self.cifar.load_default_config(self)
+        self.call_after_refresh(self.cifar.screen_ready)
+
+    @property
+    def ready(self) -> bool:
+        """The form is mounted and filled: keys that read it work."""
+        return self._ready
+
+    def _form(self) -> "ConfigForm | None":
+        if not self._ready:
+            self.notify("the form is still loading", severity="warning", timeout=2)
+            return None
+        return self.query_one("#cfg-form")
 
     # -- loading ------------------------------------------------------------------------------------
     def load_config(self, cfg: Config | dict | None, base: Config | None, label: str, path: Path | None = None,
@@ -88,7 +117,9 @@ class ConfigScreen(Screen):
             return
         self.base, self.source_label, self.source_path = base, label, path
         self.resume_dir, self.load_error = resume_dir, error
-        form = self.query_one(ConfigForm)
+        from cifartui.config import Config
+
+        form = self.query_one("#cfg-form")
         if isinstance(cfg, Config):
             form.load(cfg)
         else:
@@ -96,6 +127,9 @@ class ConfigScreen(Screen):
         self._refresh_side()
 
     def load_path(self, path: Path, overrides: list[str] | tuple[str, ...] = ()) -> None:
+        from cifartui import config as config_mod
+        from cifartui.config import ConfigError
+
         try:
             base = config_mod.load(path)
         except ConfigError as exc:
@@ -112,11 +146,13 @@ class ConfigScreen(Screen):
         self.load_config(cfg, base, _display_path(path), path)
 
     # -- side panel -----------------------------------------------------------------------------------
-    def on_config_form_changed(self, event: ConfigForm.Changed) -> None:
+    def on_config_form_changed(self, event: "ConfigForm.Changed") -> None:
         self._refresh_side()
 
     def _refresh_side(self) -> None:
-        form = self.query_one(ConfigForm)
+        from cifartui import config as config_mod
+
+        form = self.query_one("#cfg-form")
         title = Text("Config  ", style="bold")
         if self.resume_dir is not None:
             title.append(f"resume {self.resume_dir.name} from last.pt", style="bold yellow")
@@ -152,6 +188,8 @@ class ConfigScreen(Screen):
             return Text("")
         if self.base is None:
             return Text("no file to compare with", style="dim")
+        from cifartui import config as config_mod
+
         changes = config_mod.diff(self.base, cfg)
         if not changes:
             return Text("no changes from the file", style="dim")
@@ -206,7 +244,9 @@ class ConfigScreen(Screen):
         self.app.push_screen(OpenConfigScreen(self.cifar.config_files(), self.cifar.run_configs()), chosen)
 
     def action_save_as(self) -> None:
-        form = self.query_one(ConfigForm)
+        form = self._form()
+        if form is None:
+            return
         form.validate_now()
         if form.config is None:
             self.notify("fix the errors first", severity="error")
@@ -239,7 +279,9 @@ class ConfigScreen(Screen):
         self.app.push_screen(SaveAsScreen(str(default)), chosen)
 
     def action_start(self) -> None:
-        form = self.query_one(ConfigForm)
+        form = self._form()
+        if form is None:
+            return
         form.validate_now()
         if form.config is None:
             first = next(iter(form.errors), None)
@@ -281,7 +323,16 @@ class ConfigScreen(Screen):
         self.focus_next()
 
 
+def _form_class() -> type:
+    from cifartui.tui.widgets.config_form import ConfigForm
+
+    return ConfigForm
+
+
 def _raw_yaml(path: Path) -> dict[str, Any]:
+    from cifartui import config as config_mod
+    from cifartui.config import ConfigError
+
     try:
         data = config_mod.parse_yaml(path.read_text(encoding="utf-8"), str(path))
     except (ConfigError, OSError):
