@@ -113,10 +113,12 @@ def test_download_shows_progress_and_checks_integrity(tmp_path, monkeypatch):
     monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: Response(payload))
     notes = []
     dest = tmp_path / "a.tar.gz"
-    data_mod.download("http://x/a.tar.gz", dest, hashlib.md5(payload).hexdigest(), "A", lambda lv, m: notes.append(m))
-    assert dest.read_bytes() == payload and notes[-1] == "Downloading A: 100% of 1 MB"
+    data_mod.download("http://x/a.tar.gz", dest, hashlib.md5(payload).hexdigest(), "A",
+                      lambda lv, m, progress=None: notes.append((m, progress)))
+    assert dest.read_bytes() == payload and notes[-1] == ("Downloading A: 100% of 1 MB", 1.0)
+    assert notes[0][1] > 0 and [p for _, p in notes] == sorted(p for _, p in notes)  # fractions for the app's bar
     with pytest.raises(OSError, match="md5 mismatch"):
-        data_mod.download("http://x/a.tar.gz", tmp_path / "b.tar.gz", "0" * 32, "A", lambda *a: None)
+        data_mod.download("http://x/a.tar.gz", tmp_path / "b.tar.gz", "0" * 32, "A", lambda *a, **k: None)
     assert not (tmp_path / "b.tar.gz").exists() and not (tmp_path / "b.tar.gz.partial").exists()
 
 

@@ -23,7 +23,7 @@ import torch
 from cifartui.config import DataConfig
 from cifartui.errors import UserError
 
-Notify = Callable[[str, str], None]  # (level, message)
+Notify = Callable[..., None]  # (level, message, progress=None): progress is a fraction for long tasks
 SYNTHETIC_SEED = 12345  # one fixed synthetic dataset: seeds then compare training, not data
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 
@@ -112,7 +112,8 @@ def download(url: str, dest: Path, md5: str | None, label: str, notify: Notify) 
                     done += len(chunk)
                     bar.update(len(chunk))
                     if total and 100 * done // total >= next_note:
-                        notify("info", f"Downloading {label}: {100 * done // total}% of {total / 2**20:.0f} MB")
+                        notify("info", f"Downloading {label}: {100 * done // total}% of {total / 2**20:.0f} MB",
+                               progress=done / total)
                         next_note += 10
         if md5 and not check_integrity(str(partial), md5):
             raise OSError(f"the download of {url} is corrupt (md5 mismatch)")

@@ -128,8 +128,8 @@ class Trainer:
         for sink in self.sinks:
             sink(event)
 
-    def log(self, level: str, message: str) -> None:
-        self.emit(Log(message=message, level=level))
+    def log(self, level: str, message: str, progress: float | None = None) -> None:
+        self.emit(Log(message=message, level=level, progress=progress))
 
     # -- setup ------------------------------------------------------------------------------------
     def _seed(self) -> None:

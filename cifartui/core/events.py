@@ -124,6 +124,7 @@ class Log(Event):
     type: ClassVar[str] = "log"
     message: str
     level: str = "info"  # info | warning | error
+    progress: float | None = None  # a task before training (a download): its fraction done, 0..1
 
 
 @dataclass

@@ -53,6 +53,7 @@ class RunData:
         self.gpu_mem_mb: float | None = None
         self.disk_status: str | None = None  # read_run's status, for runs other processes write
         self.version = 0
+        self.task: tuple[str, float] | None = None  # a task before training (a download): message, fraction
         self._series: dict[str, StepSeries] = {}
 
     # -- folding ----------------------------------------------------------------------------------
@@ -79,6 +80,7 @@ class RunData:
             self.started = e
             self.ended = None
             self.phase = ""
+            self.task = None
             if e.get("gpu_total_mb"):
                 self.gpu_total_mb = e["gpu_total_mb"]
         elif t == "step":
@@ -102,6 +104,9 @@ class RunData:
                 self._log("info", f"saved {e.get('path')} (epoch {e.get('epoch')}, step {e.get('step')})", when)
         elif t == "log":
             self._log(e.get("level", "info"), e.get("message", ""), when)
+            if isinstance(e.get("progress"), (int, float)) and self.started is None:
+                self.task = (str(e.get("message", "")), min(1.0, max(0.0, float(e["progress"]))))
+                self.phase = self.task[0]
         elif t == "run_ended":
             self.ended = e
             self.phase = ""

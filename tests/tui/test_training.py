@@ -160,6 +160,40 @@ async def test_stop_key_and_keep_training(tmp_path, tiny_config, monkeypatch):
     assert app.return_code == 0
 
 
+async def test_a_dataset_download_shows_its_progress_in_the_app(tmp_path, tiny_config, monkeypatch):
+    import threading
+
+    from cifartui.core.events import Log, RunEnded
+    from cifartui.tui.widgets.run_panels import TrainProgress
+
+    at_40, go_on = threading.Event(), threading.Event()
+
+    def downloading(cfg, store, emit, stop):  # what core.data.download emits, paused at 40%
+        for pct in (10, 20, 30, 40):
+            emit(Log(message=f"Downloading CIFAR-100: {pct}% of 161 MB", progress=pct / 100))
+        at_40.set()
+        go_on.wait(30)
+        emit(_started(store))
+        emit(RunEnded(status="completed", reason="done"))
+
+    _fake_trainer(monkeypatch, downloading)
+    app = make_app(tmp_path / "runs", config_path=_write(tiny_config(), tmp_path / "tiny.yaml"))
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        await pilot.press("escape", "s")
+        live = app.live
+        assert await wait_for(pilot, lambda: at_40.is_set() and live.data.task is not None
+                              and live.data.task[1] == 0.4, 30)
+        await pilot.pause(0.3)
+        bar = _text(app.screen.query_one(TrainProgress))
+        assert "Downloading CIFAR-100: 40% of 161 MB" in bar and "━" in bar
+        assert "Downloading CIFAR-100: 40%" in _text(app.screen.query_one("#run-header"))
+        go_on.set()
+        assert await wait_for(pilot, lambda: live.finished, 30)
+        await pilot.pause()
+        assert live.data.task is None and "Downloading" not in _text(app.screen.query_one(TrainProgress))
+
+
 async def test_a_crash_in_training_shows_in_the_app(tmp_path, tiny_config, monkeypatch):
     from cifartui.core.events import RunEnded
 

@@ -166,7 +166,7 @@ class DashboardScreen(Screen):
                 err.display = False
         self.query_one(Curves).show(data, now=force)
         if self._changed("progress", (id(d), d and d.last_step and d.last_step.get("step"), d and len(d.epochs),
-                                      d and d.status), force):
+                                      d and d.status, d and d.task), force):
             self.query_one(TrainProgress).show(data)
         if self._changed("metrics", (id(d), d and len(d.epochs), d and len(d.evaluations), d and d.status), force):
             self.query_one(MetricsTable).show(data)

@@ -72,6 +72,14 @@ class TrainProgress(Static):
 
     def show(self, d: RunData | None) -> None:
         p = d.progress() if d else None
+        if p is None and d is not None and d.task is not None and d.running:  # e.g. downloading the dataset
+            message, fraction = d.task
+            grid = Table.grid(padding=(0, 1), expand=True)
+            grid.add_column(no_wrap=True)
+            grid.add_column(ratio=1)
+            grid.add_row(Text(message, style="yellow"), ProgressBar(total=1.0, completed=fraction))
+            self.update(grid, layout=False)
+            return
         if p is None:
             self.update(Text("waiting for the first event ...", style="dim") if d and d.running else "")
             return
