@@ -25,17 +25,27 @@ def _write(cfg, path: Path) -> Path:
     return path
 
 
+def _config_app(tmp_path: Path, cfg):
+    """The app opened on ``cfg`` (written to tiny.yaml), writing runs under tmp_path/runs."""
+    return make_app(tmp_path / "runs", config_path=_write(cfg, tmp_path / "tiny.yaml"))
+
+
+async def _start(pilot):
+    """Leave any field and press s on the Config screen; the run this app now trains."""
+    await pilot.pause()
+    await pilot.press("escape", "s")
+    return pilot.app.live
+
+
 @pytest.mark.slow
 async def test_training_started_from_the_app_reaches_the_finished_state(tmp_path, tiny_config):
     cfg = tiny_config()
-    app = make_app(tmp_path / "runs", config_path=_write(cfg, tmp_path / "tiny.yaml"))
+    app = _config_app(tmp_path, cfg)
     async with app.run_test(size=(160, 48)) as pilot:
-        await pilot.pause()
-        await pilot.press("escape", "s")
+        live = await _start(pilot)
         await pilot.pause()
         # not app.training: with torch already imported, a tiny run may be over before this line runs
-        assert isinstance(app.screen, DashboardScreen) and app.live is not None
-        live = app.live
+        assert isinstance(app.screen, DashboardScreen) and live is not None
         assert await wait_for(pilot, lambda: live.finished, 120), live.data.logs[-5:]
         await pilot.pause(0.3)
         data = live.data
@@ -58,11 +68,9 @@ async def test_training_started_from_the_app_reaches_the_finished_state(tmp_path
 @pytest.mark.slow
 async def test_quit_while_training_asks_stops_and_exits_then_resume(tmp_path, tiny_config):
     cfg = tiny_config(**{"data.train_size": 800, "train.epochs": 50, "train.batch_size": 32})
-    app = make_app(tmp_path / "runs", config_path=_write(cfg, tmp_path / "tiny.yaml"))
+    app = _config_app(tmp_path, cfg)
     async with app.run_test(size=(160, 48)) as pilot:
-        await pilot.pause()
-        await pilot.press("escape", "s")
-        live = app.live
+        live = await _start(pilot)
         assert await wait_for(pilot, lambda: live.data.steps, 120)
         await pilot.press("q")
         assert isinstance(app.screen, ConfirmScreen) and not live.stop.is_set()
@@ -85,9 +93,7 @@ async def test_quit_while_training_asks_stops_and_exits_then_resume(tmp_path, ti
         screen = app.screen
         assert screen.resume_dir == run_dir
         screen.query_one("#f-train--epochs").value = str(stopped_in)  # finish the cut epoch, then test
-        await pilot.pause()
-        await pilot.press("escape", "s")
-        live = app.live
+        live = await _start(pilot)
         assert live.resume_dir == run_dir
         assert await wait_for(pilot, lambda: live.finished, 120), live.data.logs[-5:]
         await pilot.pause()
@@ -140,11 +146,9 @@ async def test_stop_key_and_keep_training(tmp_path, tiny_config, monkeypatch):
         return ended
 
     _fake_trainer(monkeypatch, until_stopped)
-    app = make_app(tmp_path / "runs", config_path=_write(tiny_config(), tmp_path / "tiny.yaml"))
+    app = _config_app(tmp_path, tiny_config())
     async with app.run_test(size=(160, 48)) as pilot:
-        await pilot.pause()
-        await pilot.press("escape", "s")
-        live = app.live
+        live = await _start(pilot)
         assert await wait_for(pilot, lambda: len(live.data.steps) > 3, 30)
         await pilot.press("q")
         assert isinstance(app.screen, ConfirmScreen)
@@ -177,11 +181,9 @@ async def test_a_dataset_download_shows_its_progress_in_the_app(tmp_path, tiny_c
         emit(RunEnded(status="completed", reason="done"))
 
     _fake_trainer(monkeypatch, downloading)
-    app = make_app(tmp_path / "runs", config_path=_write(tiny_config(), tmp_path / "tiny.yaml"))
+    app = _config_app(tmp_path, tiny_config())
     async with app.run_test(size=(160, 48)) as pilot:
-        await pilot.pause()
-        await pilot.press("escape", "s")
-        live = app.live
+        live = await _start(pilot)
         assert await wait_for(pilot, lambda: at_40.is_set() and live.data.task is not None
                               and live.data.task[1] == 0.4, 30)
         await pilot.pause(0.3)
@@ -204,11 +206,9 @@ async def test_a_crash_in_training_shows_in_the_app(tmp_path, tiny_config, monke
 
     _fake_trainer(monkeypatch, exploding)
     cfg = tiny_config()
-    app = make_app(tmp_path / "runs", config_path=_write(cfg, tmp_path / "tiny.yaml"))
+    app = _config_app(tmp_path, cfg)
     async with app.run_test(size=(160, 48)) as pilot:
-        await pilot.pause()
-        await pilot.press("escape", "s")
-        live = app.live
+        live = await _start(pilot)
         assert await wait_for(pilot, lambda: live.finished, 30)
         await pilot.pause()
         assert live.data.status == "failed"
@@ -224,11 +224,9 @@ async def test_a_crash_in_training_shows_in_the_app(tmp_path, tiny_config, monke
 
 async def test_a_config_error_before_start_shows_in_the_app(tmp_path, tiny_config):
     cfg = tiny_config(**{"data.source": "imagefolder", "data.root": str(tmp_path / "missing")})
-    app = make_app(tmp_path / "runs", config_path=_write(cfg, tmp_path / "tiny.yaml"))
+    app = _config_app(tmp_path, cfg)
     async with app.run_test(size=(160, 48)) as pilot:
-        await pilot.pause()
-        await pilot.press("escape", "s")
-        live = app.live
+        live = await _start(pilot)
         assert await wait_for(pilot, lambda: live.finished, 60)
         await pilot.pause()
         assert live.data.error is not None and "data.root" in live.data.error["message"]
