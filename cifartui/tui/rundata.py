@@ -6,6 +6,7 @@ Pure Python + numpy: the same object is fed by the in-process training bridge an
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
@@ -273,10 +274,7 @@ def downsample(xs: list[float], ys: list[float], max_points: int) -> tuple[list[
 
 
 def _prefix(values: list[float]) -> list[float]:
-    out = [0.0]
-    for v in values:
-        out.append(out[-1] + v)
-    return out
+    return list(itertools.accumulate(values, initial=0.0))
 
 
 def _bucket_means(xs, ys, sum_x, sum_y, max_points: int) -> tuple[list[float], list[float]]:

@@ -74,6 +74,20 @@ async def test_config_screen_paints_before_its_form_then_fills_it(tmp_path, monk
         assert "demo.yaml" in str(screen.query_one("#cfg-source").content)
 
 
+async def test_config_form_that_cannot_load_says_why(tmp_path, monkeypatch):
+    from cifartui.tui.screens import config as config_screen
+
+    def broken():
+        raise ImportError("No module named 'pydantic_core'")
+
+    monkeypatch.setattr(config_screen, "_form_class", broken)
+    app = make_app(tmp_path / "empty", progressive=True)
+    async with app.run_test(size=(160, 48)) as pilot:
+        title = app.screen.query_one("#cfg-source")
+        assert await wait_for(pilot, lambda: "could not load" in str(title.content), 10)
+        assert "pydantic_core" in str(title.content) and not app.screen.ready
+
+
 async def test_root_with_runs_opens_runs_screen(fixture_root):
     app = make_app(fixture_root)
     async with app.run_test(size=(160, 48)) as pilot:

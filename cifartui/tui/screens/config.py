@@ -81,8 +81,16 @@ class ConfigScreen(Screen):
                                 exit_on_error=False)
 
     def _import_form(self) -> None:
-        _form_class()
+        try:
+            _form_class()
+        except Exception as exc:  # noqa: BLE001 - a broken install: say so on the screen, not a blank form
+            self.app.call_from_thread(self._form_failed, f"{type(exc).__name__}: {exc}")
+            return
         self.app.call_from_thread(self._mount_form)
+
+    def _form_failed(self, message: str) -> None:
+        self.query_one("#cfg-source", Static).update(
+            Text(f"Config  the form could not load: {message}", style="bold red"))
 
     async def _mount_form(self) -> None:
         await self.query_one("#cfg-body").mount(_form_class()(id="cfg-form"), before="#cfg-side")
