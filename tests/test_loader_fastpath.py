@@ -2,9 +2,11 @@
 
 import weakref
 
+import pytest
 import torch
 import torch.nn.functional as F
 
+from cifartui.core import fused
 from cifartui.core.loader import BatchLoader, random_crop, random_crop_flip, random_flip
 
 MEAN, STD = (0.5, 0.4, 0.3), (0.25, 0.2, 0.3)
@@ -24,7 +26,8 @@ def test_fused_crop_flip_equals_crop_then_flip():
         assert torch.equal(a, b)
 
 
-def test_uint8_resize_matches_float_resize_within_rounding():
+def test_uint8_resize_matches_float_resize_within_rounding(monkeypatch):
+    monkeypatch.setattr(fused, "available", lambda: False)  # the torch path (numba's is tested below)
     x, y = data(16)
     loader = BatchLoader(x, y, 16, mean=MEAN, std=STD, image_size=24)
     (xb, _), = list(loader)
@@ -66,3 +69,38 @@ def test_batches_saved_for_backward_are_not_recycled():
     for loss in graphs:
         loss.backward()
     assert torch.allclose(w.grad, torch.stack(copies).sum().reshape(1), rtol=1e-4)
+
+
+def _reference(x, size, scale, shift):
+    out = F.interpolate(x.float(), size=size, mode="bilinear", align_corners=False)
+    return out * scale.view(1, -1, 1, 1) + shift.view(1, -1, 1, 1)
+
+
+@pytest.mark.parametrize("shape,size,threads", [((5, 3, 8, 8), (56, 56), 1), ((4, 3, 5, 7), (24, 30), 3),
+                                               ((2, 1, 32, 32), (224, 224), 2), ((3, 3, 9, 9), (9, 20), 2)])
+def test_fused_resize_equals_torch_bilinear_then_normalise(shape, size, threads):
+    if not fused.available():
+        pytest.fail("numba is a dependency (pyproject.toml): the fused resize must be available in the test env")
+    x = torch.randint(0, 256, shape, dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    scale, shift = torch.rand(shape[1]) + 0.5, torch.rand(shape[1]) - 0.5
+    out = torch.full((shape[0], shape[1], *size), float("nan"))
+    fused.resize_normalise(x, out, scale, shift, threads)
+    torch.testing.assert_close(out, _reference(x, size, scale, shift), rtol=1e-5, atol=1e-3)
+
+
+def test_fused_resize_refuses_a_downscale():
+    x = torch.zeros(1, 3, 32, 32, dtype=torch.uint8)
+    with pytest.raises(ValueError, match="not an upscale"):
+        fused.resize_normalise(x, torch.empty(1, 3, 16, 16), torch.ones(3), torch.zeros(3))
+
+
+def test_loader_upscale_is_the_same_with_and_without_numba(monkeypatch):
+    x, y = data(24)
+    make = lambda: BatchLoader(x, y, 8, mean=MEAN, std=STD, image_size=56, augment="standard", shuffle=True, seed=5)  # noqa: E731
+    assert make()._fused(x[:1])
+    fast = [xb.clone() for xb, _ in make()]
+    monkeypatch.setattr(fused, "available", lambda: False)
+    assert not make()._fused(x[:1])
+    slow = [xb.clone() for xb, _ in make()]
+    for a, b in zip(fast, slow):  # the torch path rounds to whole intensity levels after resizing, as PIL does
+        assert (a - b).abs().max() < 1 / 255 / min(STD)
