@@ -24,9 +24,12 @@ class Result:
     goal: float
     higher_is_better: bool = True
     note: str = ""
+    paired_ratio: float | None = None  # set by benchmarks that compare run by run (see :func:`pairs`)
 
     @property
     def ratio(self) -> float | None:
+        if self.paired_ratio is not None:
+            return self.paired_ratio
         if self.value is None or self.baseline is None:
             return None
         if self.higher_is_better:
@@ -89,3 +92,20 @@ def rate(fn: Callable[[], int]) -> float:
     t0 = time.perf_counter()
     n = fn()
     return n / (time.perf_counter() - t0)
+
+
+def pairs(ours: Callable[[], float], base: Callable[[], float], repeats: int) -> tuple[list[float], list[float]]:
+    """``repeats`` adjacent (ours, base) measurements, alternately ordered (AB, BA, AB ...).
+
+    For long measurements on a machine whose speed drifts between them (a shared VM: the same headless
+    run here gives 234 to 410 img/s within minutes), the median of the per-pair ratios compares each
+    run with its neighbour in time, where a ratio of medians would mix different minutes."""
+    a, b = [], []
+    for i in range(repeats):
+        if i % 2 == 0:
+            a.append(ours())
+            b.append(base())
+        else:
+            b.append(base())
+            a.append(ours())
+    return a, b

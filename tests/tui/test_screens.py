@@ -22,7 +22,8 @@ from cifartui.tui.screens.drilldown import DrilldownScreen
 from cifartui.tui.screens.runs import RunsScreen
 from cifartui.tui.widgets.config_form import ConfigForm
 from cifartui.tui.widgets.confusion_matrix import ConfusionMatrix
-from cifartui.tui.widgets.curves import Chart
+from cifartui.tui.rundata import RunData
+from cifartui.tui.widgets.curves import CHART_BUDGET, Chart, Curves
 from cifartui.tui.widgets.run_panels import FindingsPanel, MetricsTable
 from cifartui.tui.widgets.thumbnails import ThumbGrid
 
@@ -253,6 +254,34 @@ async def test_dashboard_redraws_are_throttled(fixture_root):
             app.screen.run_updated(app.current)
         await pilot.pause(0.3)
         assert chart.draws - before <= 1
+
+
+async def test_live_charts_redraw_on_a_time_budget_and_at_once_for_an_epoch(fixture_root):
+    app = make_app(fixture_root, run=C10, redraw_interval=0.0)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        curves = app.screen.query_one(Curves)
+        chart = app.screen.query_one("#chart-loss", Chart)
+        data = RunData()
+        data.apply({"type": "run_started", "run_id": "live", "epochs": 3, "steps_per_epoch": 10})
+        data.apply({"type": "step", "epoch": 1, "step": 1, "loss": 2.0, "acc": 0.1, "lr": 0.01})
+        curves.show(data, now=True)
+        await pilot.pause()
+        for c in app.screen.query(Chart):
+            c.render_seconds = 0.05  # as if plotext took 50 ms a chart
+        assert curves.interval() == pytest.approx(0.15 / CHART_BUDGET)
+        drawn = chart.draws
+        data.apply({"type": "step", "epoch": 1, "step": 2, "loss": 1.9, "acc": 0.2, "lr": 0.01})
+        curves.show(data)
+        await pilot.pause(0.6)  # several ticks: a step alone waits for the budget
+        assert chart.draws == drawn
+        data.apply({"type": "epoch", "epoch": 1, "train_loss": 1.9, "val_loss": 1.8, "train_acc": 0.2, "val_acc": 0.3})
+        curves.show(data)
+        assert curves.interval() == 0.0  # an epoch ended: the charts show it at once
+        await wait_for(pilot, lambda: chart.draws > drawn, timeout=5)
+        assert chart.draws == drawn + 1
+        data.apply({"type": "run_ended", "status": "completed", "reason": "done"})
+        assert curves.interval() == 0.0
 
 
 # -- confusion + drilldown ---------------------------------------------------------------------------
