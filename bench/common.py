@@ -76,14 +76,7 @@ def interleave(ours: Callable[[], float], base: Callable[[], float], repeats: in
     """Run ``ours`` and ``base`` alternately (ABBA...) ``repeats`` times each; medians of their figures.
 
     Alternating the order cancels slow drifts (another process on the machine, thermal state)."""
-    a, b = [], []
-    for i in range(repeats):
-        if i % 2 == 0:
-            a.append(ours())
-            b.append(base())
-        else:
-            b.append(base())
-            a.append(ours())
+    a, b = pairs(ours, base, repeats)
     return median(a), median(b)
 
 
