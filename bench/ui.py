@@ -106,9 +106,10 @@ def _app_command(args: list[str], env: dict[str, str]) -> str:
     return f"env -u COLUMNS -u LINES {exports} {shlex.join(args)}; sleep 3600"
 
 
+# -- ui_overhead ------------------------------------------------------------------------------------------
 PAIRS = 6  # 2-epoch runs, ~25 s each: more, shorter pairs sit closer in time than a few long ones
 
-# -- ui_overhead ------------------------------------------------------------------------------------------
+
 def _overrides(quick: bool) -> list[str]:
     if quick:
         return ["train.epochs=1", "data.train_size=200", "data.test_size=32", "data.synthetic_size=16",

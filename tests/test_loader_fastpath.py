@@ -104,3 +104,17 @@ def test_loader_upscale_is_the_same_with_and_without_numba(monkeypatch):
     slow = [xb.clone() for xb, _ in make()]
     for a, b in zip(fast, slow):  # the torch path rounds to whole intensity levels after resizing, as PIL does
         assert (a - b).abs().max() < 1 / 255 / min(STD)
+
+
+def test_a_loop_that_looks_one_batch_ahead_still_recycles_buffers():
+    from collections import deque
+
+    x, y = data(192, 16)
+    loader = BatchLoader(x, y, 16, mean=MEAN, std=STD, image_size=224)  # 9.6 MB batches: recycled
+    held = deque(maxlen=2)  # the current batch and the next, as a prefetching loop keeps them
+    buffers = set()
+    for xb, _ in loader:
+        buffers.add(xb.data_ptr())
+        held.append(xb)
+        del xb
+    assert len(buffers) <= 3  # three buffers in turn, not a fresh one per batch

@@ -122,8 +122,8 @@ class _OutputPool:
     pool refers to it (see :func:`_reusable`), so a caller that keeps batches never sees one change."""
 
     MIN_BYTES = 4 * 2**20  # smaller batches come from malloc's heap cheaply
-    # the batch being made, the one the caller holds, and one more: loops that look one batch ahead
-    # (Lightning does, to know the last batch) or keep the first batch for a shape check
+    # the batch being made and two the caller still holds: a loop that fetches one batch ahead (Lightning
+    # does, to know the last batch) holds the current and the next while asking for the one after
     KEEP = 3
 
     def __init__(self) -> None:
@@ -243,12 +243,16 @@ class BatchLoader:
         if self.device.type == "cpu" and not (g is not None and self.augment == "strong"):
             small = x.shape[0] * x.shape[1] * size * size * 4 <= _CHUNK_BYTES  # e.g. 128 images at 32 px
             threads = 1 if small else torch.get_num_threads()
+            fused_resize = self._fused(x)
             # the fused resize runs its own threads: torch's stay out of the way (their OpenMP workers spin
             # for a while after each op, on the cores the resize needs: measured 15 ms a batch against 9)
-            with _one_thread() if small or self._fused(x) else contextlib.nullcontext():
+            with _one_thread() if small or fused_resize else contextlib.nullcontext():
                 if g is not None and self.augment == "standard":
                     x = random_crop_flip(x, self.padding, g)
-                return self._transform_cpu(x, threads)
+                if fused_resize:  # one pass, each output value written once
+                    out = self._pool.empty((x.shape[0], x.shape[1], size, size), self._memory_format)
+                    return fused.resize_normalise(x, out, self._scale, self._shift, threads)
+                return self._transform_cpu(x)
         if g is not None and self.augment == "standard":
             x = random_crop_flip(x, self.padding, g)
         x = x.float()
@@ -264,24 +268,24 @@ class BatchLoader:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
+    @property
+    def _memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.channels_last else torch.contiguous_format
+
     def _fused(self, x: torch.Tensor) -> bool:
         """Whether :mod:`fused` resizes this batch: upscaling (bilinear needs no antialias), numba at hand."""
         return self.image_size >= max(x.shape[-2:]) and tuple(x.shape[-2:]) != (self.image_size,) * 2 and fused.available()
 
-    def _transform_cpu(self, x: torch.Tensor, threads: int) -> torch.Tensor:
-        """The CPU fast path: resize while still uint8 (channels-last, torch's vectorised kernel: ~10x the
+    def _transform_cpu(self, x: torch.Tensor) -> torch.Tensor:
+        """The CPU path without numba's fused resize (and for downscaling): resize while still uint8 (channels-last, torch's vectorised kernel: ~10x the
         float one; rounds to whole intensity levels, as PIL does), then convert into a recycled float
         batch and normalise in place, a few images at a time so that the three passes over each chunk
         stay in cache. No fresh large allocation per batch."""
         size = self.image_size
-        fmt = torch.channels_last if self.channels_last else torch.contiguous_format
         resize = x.shape[-1] != size or x.shape[-2] != size
-        if self._fused(x):  # upscaling (32 -> 224 px): one pass, each output value written once
-            out = self._pool.empty((x.shape[0], x.shape[1], size, size), fmt)
-            return fused.resize_normalise(x, out, self._scale, self._shift, threads)
         if resize:
             x = x.contiguous(memory_format=torch.channels_last)
-        out = self._pool.empty((x.shape[0], x.shape[1], size, size), fmt)
+        out = self._pool.empty((x.shape[0], x.shape[1], size, size), self._memory_format)
         chunk = max(1, _CHUNK_BYTES // (4 * x.shape[1] * size * size))
         for i in range(0, x.shape[0], chunk):
             part = x[i : i + chunk]
