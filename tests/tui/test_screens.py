@@ -559,3 +559,34 @@ def _text(widget) -> str:
     console = Console(width=200, record=True, file=open("/dev/null", "w"))
     console.print(content if content is not None else widget.render())
     return console.export_text()
+
+
+def _cells(strips) -> list[list[tuple[str, object]]]:
+    return [[(ch, seg.style) for seg in strip for ch in seg.text] for strip in strips]
+
+
+@pytest.mark.parametrize("theme", ["textual-dark", "textual-light"])
+async def test_charts_draw_the_same_cells_as_textual_plotexts_ansi_path(fixture_root, theme):
+    from rich.console import Console
+    from rich.segment import Segment
+    from textual.strip import Strip
+    from textual_plotext import PlotextPlot
+
+    app = make_app(fixture_root, run=C10)
+    async with app.run_test(size=(160, 48)) as pilot:
+        app.theme = theme
+        await pilot.pause()
+        chart = app.screen.query_one("#chart-loss", Chart)
+        for series in ([("train", [0, 1, 2, 3], [2.0, 1.2, 0.9, 0.7], "cyan"), ("val", [1, 2, 3], [1.4, 1.1, 1.0], "orange")],
+                       [("one point", [1.0], [0.5], "gray")], []):
+            chart.draw(series, 4.0)
+            await pilot.pause()
+            width, height = chart.size
+            ours = [chart.render_line(y) for y in range(height)]
+            text = PlotextPlot.render(chart)  # textual-plotext: plotext's ANSI string, parsed by Rich
+            base = chart.visual_style.rich_style
+            console = Console(width=width, color_system="truecolor")
+            reference = [Strip([Segment(s.text, base + (s.style or base)) for s in line.render(console)])
+                         for line in text.split("\n", allow_blank=True)][:height]
+            assert len(ours) == height and [s.cell_length for s in ours] == [width] * height
+            assert _cells(ours) == _cells(reference)
