@@ -100,7 +100,7 @@ class CifarApp(App):
     def __init__(self, config_path: str | os.PathLike | None = None, run: str | None = None,
                  root: str | os.PathLike | None = "runs", overrides: Iterable[str] = (),
                  redraw_interval: float = 3.0, follow_interval: float = 1.0, runs_refresh_interval: float = 3.0,
-                 graphics: str | None = None, progressive: bool = True) -> None:
+                 panel_interval: float = 0.5, graphics: str | None = None, progressive: bool = True) -> None:
         super().__init__()
         self.progressive = progressive  # screens may paint first and mount heavy parts (the config form) after
         self.root = Path(root or "runs")
@@ -109,6 +109,7 @@ class CifarApp(App):
         self.overrides = list(overrides)
         self.redraw_interval = redraw_interval
         self.follow_interval = follow_interval
+        self.panel_interval = panel_interval  # the dashboard's panels refresh at most this often while a run trains
         self.runs_refresh_interval = runs_refresh_interval
         self.current: RunData | None = None
         self.live: LiveTraining | None = None
@@ -123,7 +124,8 @@ class CifarApp(App):
 
     # -- start-up ---------------------------------------------------------------------------------------
     def on_mount(self) -> None:
-        self.set_interval(self.follow_interval, self._poll_follow)
+        # One timer drives everything live: fewer wake-ups of the UI thread leave the CPU to a training run.
+        self.set_interval(min(self.follow_interval, self.panel_interval), self._heartbeat)
         start = "runs"
         if self.run_ref:
             try:
@@ -247,6 +249,14 @@ class CifarApp(App):
         self.switch_mode(mode)
         self._notify_screen(force=True)
 
+    def _heartbeat(self) -> None:
+        """A few times a second: take the live run's buffered steps, poll a followed run, tick the screen."""
+        self.pump_live()
+        self._poll_follow()
+        tick = getattr(self.screen, "heartbeat", None)
+        if tick is not None:
+            tick()
+
     def _poll_follow(self) -> None:
         follower, data = self.following, self.current
         if follower is None or data is None:
@@ -311,12 +321,15 @@ class CifarApp(App):
             bridge.push({"type": APP_DONE})
 
     def on_events_ready(self, message: EventsReady) -> None:
+        if self.live is not None and message.bridge is self.live.bridge:
+            self.pump_live()
+
+    def pump_live(self) -> None:
+        """Apply what the training thread has sent since the last call (in order) and tell the screen."""
         live = self.live
-        if live is None or message.bridge is not live.bridge:
+        if live is None or not len(live.bridge):
             return
-        events = message.bridge.drain()
-        if not events:
-            return
+        events = live.bridge.drain()
         for e in events:
             live.data.apply(e)
             if e.get("type") == APP_ERROR:

@@ -1,10 +1,12 @@
 """From the training thread to the UI thread.
 
 The trainer calls :class:`TrainingBridge` (an event sink) on its own thread. Each event is turned into
-a dict and appended to an ordered buffer; the UI is woken with one :class:`EventsReady` message at a
-time (``post_message`` is thread-safe). However fast Step events come, at most one wake-up is pending,
-and the UI drains everything in order when it gets to it: step progress coalesces into one redraw,
-nothing is lost, no backlog builds in the message queue, and the trainer never waits for the UI.
+a dict and appended to an ordered buffer. Step events only wait there: the app's heartbeat drains the
+buffer a few times a second (``CifarApp.pump_live``). Every other event (an epoch, an evaluation, a log
+line, the end of the run) also wakes the UI with one :class:`EventsReady` message (``post_message`` is
+thread-safe), at most one pending at a time. So a fast trainer never wakes the UI thread per step (each
+wake-up takes a core from training on a busy CPU), nothing is lost, events stay in order, no backlog
+builds in the message queue, and the trainer never waits for the UI.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from typing import Any, Callable
 from textual.message import Message
 
 from cifartui.core.events import Event, RunStarted, Step
+
+QUIET = frozenset({"step"})  # events that wait for the UI's heartbeat instead of waking it
 
 
 class EventsReady(Message):
@@ -59,11 +63,14 @@ class TrainingBridge:
         with self._lock:
             self._buffer.append(data)
             self.received += 1
-            if self._pending:
+            if self._pending or data.get("type") in QUIET:
                 return
             self._pending = True
             self.posted += 1
         self._post(EventsReady(self))
+
+    def __len__(self) -> int:
+        return len(self._buffer)
 
     def drain(self) -> list[dict[str, Any]]:
         with self._lock:

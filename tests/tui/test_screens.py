@@ -225,7 +225,7 @@ async def test_dashboard_shows_a_finished_run(fixture_root, monkeypatch):
         assert [c.title for c in charts] == ["loss", "accuracy", "learning rate"]
         assert any(label == "val" and len(xs) == 5 for label, xs, _, _ in charts[0].series)
         assert "100.0%" in _text(screen.query_one("#progress"))
-        await wait_for(pilot, lambda: "Overfitting" in _text(screen.query_one(FindingsPanel)), 10)
+        assert await wait_for(pilot, lambda: "Overfitting" in _text(screen.query_one(FindingsPanel)), 10)
         await pilot.press("x")  # nothing trains here
         await pilot.pause()
         assert any("nothing is training" in n.message for n in app._notifications)
@@ -278,7 +278,7 @@ async def test_live_charts_redraw_on_a_time_budget_and_at_once_for_an_epoch(fixt
         data.apply({"type": "epoch", "epoch": 1, "train_loss": 1.9, "val_loss": 1.8, "train_acc": 0.2, "val_acc": 0.3})
         curves.show(data)
         assert curves.interval() == 0.0  # an epoch ended: the charts show it at once
-        await wait_for(pilot, lambda: chart.draws > drawn, timeout=5)
+        assert await wait_for(pilot, lambda: chart.draws > drawn, timeout=5)
         assert chart.draws == drawn + 1
         data.apply({"type": "run_ended", "status": "completed", "reason": "done"})
         assert curves.interval() == 0.0
@@ -373,7 +373,7 @@ async def test_drilldown_opens_on_the_known_pair(fixture_root):
         screen = app.screen
         assert isinstance(screen, DrilldownScreen)
         assert (screen.true, screen.pred) == (BOY, GIRL)
-        await wait_for(pilot, lambda: screen.samples_loaded, 10)
+        assert await wait_for(pilot, lambda: screen.samples_loaded, 10)
         grid = screen.query_one(ThumbGrid)
         assert len(grid.images) == BOY_AS_GIRL and all(img is not None for img in grid.images)
         title = _text(screen.query_one("#dd-title"))
@@ -412,7 +412,7 @@ async def test_drilldown_without_thumbnails(fixture_root, tmp_path):
         await pilot.press("enter")
         screen = app.screen
         assert isinstance(screen, DrilldownScreen)
-        await wait_for(pilot, lambda: screen.samples_loaded, 10)
+        assert await wait_for(pilot, lambda: screen.samples_loaded, 10)
         if len(screen.indices):
             assert "saved no thumbnails" in _text(screen.query_one("#dd-big"))
 
@@ -428,7 +428,7 @@ async def test_drilldown_uses_textual_image_where_the_terminal_has_graphics(fixt
         app.screen.open_drilldown(BOY, GIRL)
         await pilot.pause()
         screen = app.screen
-        await wait_for(pilot, lambda: screen.samples_loaded, 10)
+        assert await wait_for(pilot, lambda: screen.samples_loaded, 10)
         await pilot.pause()
         image = screen.query_one("#dd-big-img", HalfcellImage)
         assert image.image is not None and image.image.size == (128, 128)
@@ -590,3 +590,23 @@ async def test_charts_draw_the_same_cells_as_textual_plotexts_ansi_path(fixture_
                          for line in text.split("\n", allow_blank=True)][:height]
             assert len(ours) == height and [s.cell_length for s in ours] == [width] * height
             assert _cells(ours) == _cells(reference)
+
+
+async def test_steps_reach_the_dashboard_on_the_heartbeat_without_waking_the_ui(fixture_root):
+    from cifartui.tui.app import LiveTraining
+    from cifartui.tui.bridge import TrainingBridge
+
+    app = make_app(fixture_root, run=C10)  # heartbeat: follow_interval 0.1 s in tests
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        bridge = TrainingBridge(app.post_message)
+        app.live = LiveTraining(cfg=None, data=RunData(), bridge=bridge)  # type: ignore[arg-type]
+        app.current = app.live.data
+        bridge.push({"type": "run_started", "run_id": "live", "epochs": 2, "steps_per_epoch": 10})
+        assert await wait_for(pilot, lambda: app.live.data.started is not None, 5)  # that one woke the UI
+        for step in range(1, 4):
+            bridge.push({"type": "step", "epoch": 1, "step": step, "steps": 10, "loss": 2.0, "acc": 0.1, "lr": 0.01})
+        posted = bridge.posted
+        assert await wait_for(pilot, lambda: app.live.data.last_step is not None and app.live.data.last_step["step"] == 3, 5)
+        assert bridge.posted == posted  # the steps waited for the heartbeat; nothing woke the UI for them
+        assert await wait_for(pilot, lambda: "step 3/10" in _text(app.screen.query_one("#progress")), 5)

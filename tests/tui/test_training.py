@@ -76,7 +76,7 @@ async def test_quit_while_training_asks_stops_and_exits_then_resume(tmp_path, ti
         assert isinstance(app.screen, ConfirmScreen) and not live.stop.is_set()
         await pilot.click("#stop")
         assert live.stop.is_set()
-        await wait_for(pilot, lambda: live.finished, 60)
+        assert await wait_for(pilot, lambda: live.finished, 60)
         await pilot.pause(0.2)
     assert app.return_code == 0
     assert live.data.status == "stopped" and (live.data.run_dir / "last.pt").exists()

@@ -129,6 +129,19 @@ def test_bridge_coalesces_wakeups_and_keeps_every_event():
     assert posted[1].can_replace(posted[0])
 
 
+def test_bridge_lets_steps_wait_for_the_heartbeat_and_wakes_the_ui_for_the_rest():
+    posted: list = []
+    bridge = TrainingBridge(posted.append)
+    for i in range(100):
+        bridge(Step(epoch=1, step=i, steps=100, loss=1.0, acc=0.0, lr=0.1, images_per_second=1.0))
+    assert posted == [] and len(bridge) == 100  # a step never wakes the UI thread
+    bridge(EpochEnd(epoch=1, train_loss=1.0, train_acc=0.5, val_loss=1.0, val_acc=0.5, val_top5=0.9, lr=0.1,
+                    epoch_seconds=1.0, images_per_second=1.0))
+    assert len(posted) == 1  # an epoch does, and the steps before it drain with it, in order
+    events = bridge.drain()
+    assert [e["type"] for e in events] == ["step"] * 100 + ["epoch"] and len(bridge) == 0
+
+
 def test_halfblock_rendering():
     img = np.zeros((32, 32, 3), np.uint8)
     img[:16] = (255, 0, 0)

@@ -6,6 +6,7 @@ process is still writing it). Stop (``x``) ends the live run after the current s
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,7 +26,6 @@ if TYPE_CHECKING:
     from cifartui.tui.app import CifarApp
 
 NARROW = 120
-PANEL_INTERVAL = 0.5  # seconds between panel refreshes while a run trains
 BOTTOM_PANES = ("metrics", "log", "findings")
 
 
@@ -61,6 +61,7 @@ class DashboardScreen(Screen):
         self._shown: RunData | None = None
         self._findings_for: tuple | None = None
         self._dirty = False
+        self._applied_at = 0.0
         self._keys: dict[str, object] = {}
 
     @property
@@ -83,7 +84,6 @@ class DashboardScreen(Screen):
 
     def on_mount(self) -> None:
         self._layout()
-        self.set_interval(PANEL_INTERVAL, self._tick)
         self.run_updated(self.cifar.current, force=True)
 
     def on_screen_resume(self) -> None:
@@ -119,7 +119,7 @@ class DashboardScreen(Screen):
     def run_updated(self, data: RunData | None, force: bool = False) -> None:
         """Called by the app when the current run has new events (method call down).
 
-        While a run trains, panels are refreshed at most every ``PANEL_INTERVAL`` seconds and each only
+        While a run trains, panels are refreshed at most every ``panel_interval`` seconds (the app's) and each only
         when what it shows changed: the UI thread stays mostly idle, so the training thread keeps the
         CPU (and the GIL) to itself. A new run, a finished run or ``force`` refresh at once.
         """
@@ -132,9 +132,11 @@ class DashboardScreen(Screen):
         else:
             self._dirty = True
 
-    def _tick(self) -> None:
-        if self._dirty:
+    def heartbeat(self) -> None:
+        """Called by the app's heartbeat: refresh what changed, at most every ``panel_interval`` seconds."""
+        if self._dirty and time.monotonic() - self._applied_at >= self.cifar.panel_interval:
             self._apply()
+        self.query_one(Curves).tick()
 
     def _changed(self, panel: str, key: object, force: bool) -> bool:
         if not force and self._keys.get(panel) == key:
@@ -144,6 +146,7 @@ class DashboardScreen(Screen):
 
     def _apply(self, force: bool = False) -> None:
         self._dirty = False
+        self._applied_at = time.monotonic()
         data = self._shown
         live = self.cifar.is_live(data)
         following = self.cifar.following is not None

@@ -1,8 +1,8 @@
 """Training curves with plotext: loss, accuracy, learning rate.
 
-Redraws are throttled: new data only marks the charts dirty, and a timer redraws them at most once per
-``min_interval`` seconds, so a fast trainer never waits on chart rendering. Long series (many steps)
-are reduced to about one point per column (bucket means) before plotting.
+Redraws are throttled: new data only marks the charts dirty, and the dashboard's tick (driven by the app's
+heartbeat) redraws them at most once per ``min_interval`` seconds, so a fast trainer never waits on chart
+rendering. Long series (many steps) are reduced to about one point per column (bucket means) before plotting.
 
 Each chart is drawn from plotext's character matrix straight into strips (``plot_strips``): three charts
 of 53x24 cost the UI thread ~20 ms a redraw here instead of ~55 ms through plotext's ANSI string.
@@ -127,16 +127,14 @@ class Curves(Horizontal):
         yield Chart("accuracy", id="chart-accuracy")
         yield Chart("learning rate", id="chart-lr")
 
-    def on_mount(self) -> None:
-        self.set_interval(0.25, self._tick)
-
     def show(self, data: RunData | None, now: bool = False) -> None:
         self._data = data
         self._dirty = True
         if now:
             self._redraw()
 
-    def _tick(self) -> None:
+    def tick(self) -> None:
+        """Redraw if new data waits and the interval allows (the dashboard calls this a few times a second)."""
         if not self._dirty:
             return
         if self._data is not None and self._data.version == self._drawn_version:
