@@ -100,7 +100,7 @@ class CifarApp(App):
     def __init__(self, config_path: str | os.PathLike | None = None, run: str | None = None,
                  root: str | os.PathLike | None = "runs", overrides: Iterable[str] = (),
                  redraw_interval: float = 3.0, follow_interval: float = 1.0, runs_refresh_interval: float = 3.0,
-                 panel_interval: float = 0.5, graphics: str | None = None, progressive: bool = True) -> None:
+                 panel_interval: float = 1.0, graphics: str | None = None, progressive: bool = True) -> None:
         super().__init__()
         self.progressive = progressive  # screens may paint first and mount heavy parts (the config form) after
         self.root = Path(root or "runs")
