@@ -186,7 +186,8 @@ async def test_a_dataset_download_shows_its_progress_in_the_app(tmp_path, tiny_c
         live = await _start(pilot)
         assert await wait_for(pilot, lambda: at_40.is_set() and live.data.task is not None
                               and live.data.task[1] == 0.4, 30)
-        await pilot.pause(0.3)
+        # the panels refresh on the app's heartbeat, at most once per panel_interval
+        assert await wait_for(pilot, lambda: "40% of 161 MB" in _text(app.screen.query_one(TrainProgress)), 5)
         bar = _text(app.screen.query_one(TrainProgress))
         assert "Downloading CIFAR-100: 40% of 161 MB" in bar and "━" in bar
         assert "Downloading CIFAR-100: 40%" in _text(app.screen.query_one("#run-header"))
