@@ -354,7 +354,7 @@ class CifarApp(App):
         self.live.stop.set()
         self.live.data.phase = "stopping after this step, saving last.pt ..."
         self.live.data._log("warning", self.live.data.phase, time.time())
-        self._notify_screen()
+        self._notify_screen(force=True)  # the user pressed a key: answer now, not on the next heartbeat
 
     # -- samples (drilldown thumbnails), shared across drilldowns ------------------------------------
     def samples_cache(self, run_dir: Path, split: str, loader: Callable[[Path, str], Any]) -> Any:

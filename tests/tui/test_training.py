@@ -134,6 +134,10 @@ def _started(store):
 async def test_stop_key_and_keep_training(tmp_path, tiny_config, monkeypatch):
     from cifartui.core.events import RunEnded, Step
 
+    import threading
+
+    finish = threading.Event()  # the test lets the stopped run end once it has seen "stopping"
+
     def until_stopped(cfg, store, emit, stop):
         emit(_started(store))
         step = 0
@@ -141,6 +145,7 @@ async def test_stop_key_and_keep_training(tmp_path, tiny_config, monkeypatch):
             step += 1
             emit(Step(epoch=1, step=step, steps=10_000, loss=1.0, acc=0.5, lr=0.1, images_per_second=100.0))
             time.sleep(0.2)
+        finish.wait(30)
         ended = RunEnded(status="stopped", reason="stopped by request; resume with --resume")
         emit(ended)
         return ended
@@ -157,6 +162,8 @@ async def test_stop_key_and_keep_training(tmp_path, tiny_config, monkeypatch):
         await pilot.press("s")  # not the config screen: nothing happens
         await pilot.press("x")
         assert live.stop.is_set()
+        assert "stopping after this step" in _text(app.screen.query_one("#run-header"))  # at once, not next heartbeat
+        finish.set()
         assert await wait_for(pilot, lambda: live.finished, 30)
         await pilot.pause()
         assert live.data.status == "stopped"
