@@ -180,8 +180,7 @@ def run_ui_overhead(quick: bool) -> Result:
             # poll the run's summary.json, not the screen: a `tmux capture-pane` every 0.1 s (a process
             # spawn each) took CPU from the app's training that the headless runs never had to share
             _wait_for_file(lambda: _run_ended(root), 1800, lambda: f"training in the app did not end; the screen:\n{tmux.screen()}")
-            if "completed" not in tmux.screen():
-                raise RuntimeError(f"the app did not show the run completed; the screen:\n{tmux.screen()}")
+            tmux.wait(lambda: "completed" in tmux.screen(), 30, "the app did not show the run completed")  # training is over
             tmux.key("q")
             time.sleep(0.5)
         finally:
