@@ -250,7 +250,8 @@ class CifarApp(App):
         self._notify_screen(force=True)
 
     def _heartbeat(self) -> None:
-        """A few times a second: take the live run's buffered steps, poll a followed run, tick the screen."""
+        """Every min(follow_interval, panel_interval) s (1 s by default): take the live run's buffered steps,
+        poll a followed run, tick the screen."""
         self.pump_live()
         self._poll_follow()
         tick = getattr(self.screen, "heartbeat", None)

@@ -2,7 +2,7 @@
 
 The trainer calls :class:`TrainingBridge` (an event sink) on its own thread. Each event is turned into
 a dict and appended to an ordered buffer. Step events only wait there: the app's heartbeat drains the
-buffer a few times a second (``CifarApp.pump_live``). Every other event (an epoch, an evaluation, a log
+buffer once a second (``CifarApp.pump_live``). Every other event (an epoch, an evaluation, a log
 line, the end of the run) also wakes the UI with one :class:`EventsReady` message (``post_message`` is
 thread-safe), at most one pending at a time. So a fast trainer never wakes the UI thread per step (each
 wake-up takes a core from training on a busy CPU), nothing is lost, events stay in order, no backlog

@@ -119,8 +119,8 @@ class DashboardScreen(Screen):
     def run_updated(self, data: RunData | None, force: bool = False) -> None:
         """Called by the app when the current run has new events (method call down).
 
-        While a run trains, panels are refreshed at most every ``panel_interval`` seconds (the app's) and each only
-        when what it shows changed: the UI thread stays mostly idle, so the training thread keeps the
+        While a run trains, panels are refreshed at most every ``panel_interval`` seconds (the app's) and
+        each only when what it shows changed: the UI thread stays mostly idle, so the training thread keeps the
         CPU (and the GIL) to itself. A new run, a finished run or ``force`` refresh at once.
         """
         if not self.is_mounted:
