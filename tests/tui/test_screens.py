@@ -610,3 +610,13 @@ async def test_steps_reach_the_dashboard_on_the_heartbeat_without_waking_the_ui(
         assert await wait_for(pilot, lambda: app.live.data.last_step is not None and app.live.data.last_step["step"] == 3, 5)
         assert bridge.posted == posted  # the steps waited for the heartbeat; nothing woke the UI for them
         assert await wait_for(pilot, lambda: "step 3/10" in _text(app.screen.query_one("#progress")), 5)
+
+
+async def test_a_heartbeat_while_the_dashboard_is_torn_down_does_not_crash(fixture_root):
+    app = make_app(fixture_root, run=C10)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        await app.screen.query_one(Curves).remove()  # as at exit, when children go before the screen
+        app._heartbeat()  # the timer can fire then (it did in CI)
+        await pilot.pause()
+    assert app.return_code in (0, None)

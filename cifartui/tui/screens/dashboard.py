@@ -134,9 +134,12 @@ class DashboardScreen(Screen):
 
     def heartbeat(self) -> None:
         """Called by the app's heartbeat: refresh what changed, at most every ``panel_interval`` seconds."""
+        curves = self.query(Curves)
+        if not self.is_mounted or not curves:  # the timer may fire while this screen is built or torn down
+            return
         if self._dirty and time.monotonic() - self._applied_at >= self.cifar.panel_interval:
             self._apply()
-        self.query_one(Curves).tick()
+        curves.first().tick()
 
     def _changed(self, panel: str, key: object, force: bool) -> bool:
         if not force and self._keys.get(panel) == key:
