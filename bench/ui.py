@@ -50,6 +50,15 @@ def _app_missing() -> str | None:
     return None
 
 
+def _wait_until(predicate, timeout: float, describe, every: float) -> None:
+    """Check ``predicate`` every ``every`` seconds; after ``timeout``, raise with ``describe()``."""
+    end = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > end:
+            raise RuntimeError(describe())
+        time.sleep(every)
+
+
 class _Tmux:
     """A private tmux server with one pane of a fixed size."""
 
@@ -71,12 +80,8 @@ class _Tmux:
     def key(self, key: str) -> None:
         self.run("send-keys", "-t", "b", key)
 
-    def wait(self, predicate, timeout: float, what: str) -> None:
-        end = time.monotonic() + timeout
-        while not predicate():
-            if time.monotonic() > end:
-                raise RuntimeError(f"{what} within {timeout:.0f}s; the screen:\n{self.screen()}")
-            time.sleep(0.1)
+    def wait(self, predicate, timeout: float, what: str, every: float = 0.1) -> None:
+        _wait_until(predicate, timeout, lambda: f"{what} within {timeout:.0f}s; the screen:\n{self.screen()}", every)
 
     def close(self) -> None:
         subprocess.run([*self.base, "kill-server"], capture_output=True, timeout=30)
@@ -141,14 +146,6 @@ def _run_ended(root: Path) -> bool:
     return False
 
 
-def _wait_for_file(predicate, timeout: float, what) -> None:
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            raise RuntimeError(what())
-        time.sleep(0.5)
-
-
 def run_ui_overhead(quick: bool) -> Result:
     missing = _app_missing() or (None if shutil.which("tmux") else "tmux is not installed")
     if missing:
@@ -179,7 +176,7 @@ def run_ui_overhead(quick: bool) -> Result:
                 time.sleep(0.3)
             # poll the run's summary.json, not the screen: a `tmux capture-pane` every 0.1 s (a process
             # spawn each) took CPU from the app's training that the headless runs never had to share
-            _wait_for_file(lambda: _run_ended(root), 1800, lambda: f"training in the app did not end; the screen:\n{tmux.screen()}")
+            tmux.wait(lambda: _run_ended(root), 1800, "training in the app did not end", every=0.5)
             tmux.wait(lambda: "completed" in tmux.screen(), 30, "the app did not show the run completed")  # training is over
             tmux.key("q")
             time.sleep(0.5)

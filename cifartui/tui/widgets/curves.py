@@ -134,7 +134,7 @@ class Curves(Horizontal):
             self._redraw()
 
     def tick(self) -> None:
-        """Redraw if new data waits and the interval allows (the dashboard calls this a few times a second)."""
+        """Redraw if new data waits and the interval allows (the dashboard calls this on the app's heartbeat)."""
         if not self._dirty:
             return
         if self._data is not None and self._data.version == self._drawn_version:
@@ -144,7 +144,7 @@ class Curves(Horizontal):
             self._redraw()
 
     def cost(self) -> float:
-        """Seconds the last drawing of the charts on screen took to build."""
+        """Seconds of UI thread the last drawing of the charts on screen took (``Chart.render_seconds``)."""
         return sum(chart.render_seconds for chart in self.query(Chart) if chart.display)
 
     def interval(self) -> float:
