@@ -11,11 +11,13 @@ import signal
 import sys
 import threading
 import time
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from cifartui.core.events import EpochEnd, Event, Evaluation, Log, RunEnded, RunStarted, Step
+from cifartui.store import StopRequest
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143
@@ -24,9 +26,10 @@ EXIT_SIGINT, EXIT_SIGTERM = 130, 143
 class HeadlessReporter:
     """An event sink that prints. Output errors (a closed terminal) silence it instead of killing training."""
 
-    def __init__(self, console: Console | None = None, plain: bool | None = None):
+    def __init__(self, console: Console | None = None, plain: bool | None = None, file=None):
         self.console = console or Console(stderr=False, highlight=False)
         self.plain = (not self.console.is_terminal) if plain is None else plain
+        self.file = file  # plain lines go here (None: standard output)
         self.progress: Progress | None = None
         self.task = None
         self.epochs = 0
@@ -44,7 +47,7 @@ class HeadlessReporter:
 
     def _print(self, text: str, style: str | None = None) -> None:
         if self.plain:
-            print(text, flush=True)
+            print(self._prefix() + text, file=self.file or sys.stdout, flush=True)
         else:
             target = self.progress.console if self.progress else self.console
             target.print(text, style=style, markup=False)
@@ -102,11 +105,32 @@ class HeadlessReporter:
             style = "green" if event.status in ("completed", "early_stopped") else "red"
             self._print(f"run {event.status}: {event.reason}", style)
 
+    def _prefix(self) -> str:
+        return ""
+
     def close(self) -> None:
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
             self.task = None
+
+
+class RunLog(HeadlessReporter):
+    """Every run's own console log, ``train.log`` in its folder, in plain time-stamped lines: what a run
+    said is still there when no terminal watched it (a detached hand-off, an app whose terminal hung up)."""
+
+    def __init__(self, run_dir):
+        from cifartui.store import TRAIN_LOG
+
+        super().__init__(plain=True, file=open(Path(run_dir) / TRAIN_LOG, "a", encoding="utf-8"))
+
+    def _prefix(self) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%S ")
+
+    def finish(self) -> None:
+        """Training is over (by any path): close the file; later events are not written."""
+        self.dead = True
+        self.file.close()
 
 
 class SignalStop:
@@ -123,6 +147,8 @@ class SignalStop:
             raise KeyboardInterrupt  # second Ctrl-C: abort now
         self.signum = signum
         self.stop.set()
+        if hasattr(self.stop, "reason"):
+            self.stop.reason = f"stopped by {signal.Signals(signum).name}; resume with --resume"
         if self.quiet:
             return
         print(f"\n{signal.Signals(signum).name}: stopping after this step and saving last.pt "
@@ -144,20 +170,24 @@ class SignalStop:
         return EXIT_SIGTERM if self.signum == signal.SIGTERM else EXIT_SIGINT
 
 
-def run_headless(cfg, resume_dir=None) -> int:
-    """Train ``cfg`` (or resume ``resume_dir``) with the Rich reporter; returns the process exit code."""
+def run_headless(cfg, resume_dir=None, store=None) -> int:
+    """Train ``cfg`` (or resume ``resume_dir``) with the Rich reporter; returns the process exit code.
+
+    ``store``: a run folder the caller already made (the queue worker records its path before training)."""
     from cifartui import session
     from cifartui.store import RunStore
 
     # Under torchrun only rank 0 writes the run store and prints; the other ranks train silently (errors
     # still reach stderr, prefixed with the rank) and need the run folder only to read last.pt on resume.
     main = session._is_main_rank()
-    if resume_dir is not None:
+    if store is not None:
+        pass
+    elif resume_dir is not None:
         store = RunStore.open(resume_dir) if main else None
     else:
         store = session.create_run(cfg)
     reporter = HeadlessReporter()
-    stop = threading.Event()
+    stop = StopRequest()
     with SignalStop(stop, quiet=not main) as signals:
         try:
             ended = session.train(cfg, store, [reporter] if main else [], stop=stop, resume_dir=resume_dir)
@@ -168,6 +198,6 @@ def run_headless(cfg, resume_dir=None) -> int:
             return EXIT_SIGINT
         finally:
             reporter.close()
-    if ended.status == "stopped":
-        return signals.exit_code if signals.signum else EXIT_SIGINT
+    if ended.status == "stopped":  # by a signal: 130/143, as a shell expects; by a stop request: done as asked
+        return signals.exit_code if signals.signum else EXIT_OK
     return EXIT_OK if ended.status in ("completed", "early_stopped") else EXIT_FAILED

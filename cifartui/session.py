@@ -47,11 +47,18 @@ def train(cfg: Config, store: RunStore | None, sinks: Iterable[Sink] = (), stop:
     store has recorded a ``run_ended`` event."""
     from cifartui.core.engine import Trainer  # torch is imported here, not at start-up
 
+    from cifartui.headless import RunLog
+    from cifartui.store import clear_stop_request
+
     run_dir = store.path if store is not None else (Path(resume_dir) if resume_dir else None)
-    all_sinks = ([store] if store is not None else []) + list(sinks)
+    run_log = RunLog(store.path) if store is not None else None
+    if store is not None and resume_dir is not None:
+        clear_stop_request(store.path)  # a request was for the writer that ran then, not for this resume
+    all_sinks = ([store, run_log] if store is not None else []) + list(sinks)
     trainer = Trainer(cfg, run_dir, all_sinks, stop=stop, run_id=store.id if store else "", resume=resume_dir is not None)
     try:
         return trainer.run()
     finally:
         if store is not None:
             store.close()
+            run_log.finish()

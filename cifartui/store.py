@@ -12,6 +12,7 @@ import json
 import os
 import re
 import socket
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,6 +30,12 @@ SUMMARY_FILE = "summary.json"
 CONFIG_FILE = "config.yaml"
 CLASSES_FILE = "classes.json"
 EVAL_DIR = "eval"
+# A stop request from anyone (the app, another SSH session, another host on a shared filesystem): the trainer
+# looks for this file at each log interval, so it works for detached runs, queue workers and torchrun jobs alike,
+# where a signal to a local pid would not reach.
+STOP_FILE = "stop.request"
+# Everything a run prints once no terminal watches it (a detached hand-off, an app whose terminal hung up).
+TRAIN_LOG = "train.log"
 # A run on another host whose events stopped growing this long ago is taken as crashed.
 STALE_SECONDS = 3600.0
 _NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,79}$")
@@ -178,6 +185,47 @@ class RunStore:
         if self._events is not None:
             self._events.close()
             self._events = None
+
+
+class StopRequest(threading.Event):
+    """The stop flag handed to the trainer, with the reason its ``run_ended`` event will give."""
+
+    reason = ""
+
+    def request(self, reason: str = "") -> None:
+        self.reason = reason or self.reason
+        self.set()
+
+
+def request_stop(run_path: str | os.PathLike, by: str = "") -> Path:
+    """Ask the process training ``run_path`` to stop after its current step (it saves last.pt, ends stopped)."""
+    path = Path(run_path) / STOP_FILE
+    who = by or f"{socket.gethostname()} pid {os.getpid()}"
+    atomic_write_text(path, json.dumps({"time": time.time(), "by": who}))
+    return path
+
+
+def stop_requested(run_path: str | os.PathLike) -> bool:
+    return (Path(run_path) / STOP_FILE).exists()
+
+
+def append_train_log(run_path: str | os.PathLike, text: str) -> None:
+    """A line for the run's console log (what no terminal showed); never raises."""
+    try:
+        with open(Path(run_path) / TRAIN_LOG, "a", encoding="utf-8") as f:
+            f.write(time.strftime("%Y-%m-%d %H:%M:%S ") + text.rstrip("\n") + "\n")
+    except OSError:
+        pass
+
+
+def read_stop_request(run_path: str | os.PathLike) -> dict[str, Any]:
+    data = _read_json(Path(run_path) / STOP_FILE)
+    return data if isinstance(data, dict) else {}
+
+
+def clear_stop_request(run_path: str | os.PathLike) -> None:
+    """A request is for the writer that was running when it was made: a resume starts without it."""
+    (Path(run_path) / STOP_FILE).unlink(missing_ok=True)
 
 
 # -- reading ----------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ from cifartui.core.events import Checkpoint, EpochEnd, Evaluation, Event, Log, R
 from cifartui.core.loader import BatchLoader
 from cifartui.core.model import build_model, load_exact_weights
 from cifartui.errors import UserError
+from cifartui.store import STOP_FILE, StopRequest
 
 Sink = Callable[[Event], None]
 # Fine-tuning from trained weights wants a learning rate 10-100x below training from scratch.
@@ -116,10 +117,12 @@ class Trainer:
         self.cfg = cfg
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.sinks = list(sinks)
-        self.stop = stop or threading.Event()
+        self.stop = stop or StopRequest()
         self.run_id = run_id or (self.run_dir.name if self.run_dir else cfg.name)
         self.resume = resume
         self.dist = ddp.from_env()
+
+        self.stop_file = self.run_dir / STOP_FILE if self.run_dir is not None and self.dist.is_main else None
 
     # -- events -----------------------------------------------------------------------------------
     def emit(self, event: Event) -> None:
@@ -367,7 +370,17 @@ class Trainer:
         )
 
     # -- training ---------------------------------------------------------------------------------
-    def _stop_requested(self) -> bool:
+    def _stop_requested(self, check_file: bool = True) -> bool:
+        """The stop flag (signals, the app) or a stop request file in the run folder (anyone, any host).
+        Under torchrun rank 0 reads the file and the collective tells the others."""
+        if check_file and not self.stop.is_set() and self.stop_file is not None and self.stop_file.exists():
+            from cifartui.store import read_stop_request
+
+            by = read_stop_request(self.run_dir).get("by") or "another process"
+            self.log("warning", f"stop requested by {by}: stopping after this step, saving last.pt")
+            self.stop.reason = f"stopped by request from {by}; resume with --resume"
+            self.stop.set()
+            self.stop_file.unlink(missing_ok=True)
         return ddp.any_true(self.stop.is_set(), self.device) if self.dist.enabled else self.stop.is_set()
 
     def train_epoch(self, epoch: int, start_step: int) -> bool:
@@ -396,7 +409,9 @@ class Trainer:
 
         for step, x, y, _idx in loader.batches(start_step):
             # every step alone; every log interval under DDP, where asking costs a collective
-            if (not self.dist.enabled or step % t.log_interval == 0) and self._stop_requested():
+            # the flag every step; the file (a stat, slow on NFS) and, under DDP, the collective every log interval
+            at_interval = step % t.log_interval == 0
+            if (not self.dist.enabled or at_interval) and self._stop_requested(check_file=at_interval):
                 if not self.stop.is_set():  # under torchrun: the signal reached another process
                     self.log("info", f"stop requested in another process; all {self.dist.world_size} stop at epoch {epoch}, step {step}")
                 flush_accum()
@@ -463,7 +478,8 @@ class Trainer:
             if start_step == 0:
                 self.accum = {"loss": 0.0, "correct": 0.0, "seen": 0, "seconds": 0.0}
             if not self.train_epoch(epoch, start_step):
-                return self._end("stopped", "stopped by request; resume with --resume", epoch - 1)
+                reason = getattr(self.stop, "reason", "") or "stopped by request; resume with --resume"
+                return self._end("stopped", reason, epoch - 1)
             start_step = 0
             train_seconds = self.accum["seconds"]
             t0 = time.perf_counter()

@@ -20,7 +20,7 @@ from textual.app import App
 from textual.binding import Binding
 
 from cifartui.errors import UserError
-from cifartui.store import EventFollower, StoreError, list_runs, read_run, resolve_run
+from cifartui.store import EventFollower, StopRequest, StoreError, list_runs, read_run, resolve_run
 from cifartui.tui.bridge import EventsReady, TrainingBridge
 from cifartui.tui.rundata import APP_DONE, APP_ERROR, APP_RUN_DIR, APP_STATUS, RunData
 
@@ -59,10 +59,12 @@ class LiveTraining:
     cfg: Config
     data: RunData
     bridge: TrainingBridge
-    stop: threading.Event = field(default_factory=threading.Event)
+    stop: StopRequest = field(default_factory=StopRequest)
     resume_dir: Path | None = None
     started_at: float = field(default_factory=time.monotonic)
     finished: bool = False
+    thread: threading.Thread | None = None  # not a Textual worker: it must outlive the app (hang-up, hand-off)
+    run_dir: Path | None = None  # set by the training thread once the run folder exists
 
 
 def config_dirs() -> list[Path]:
@@ -121,9 +123,16 @@ class CifarApp(App):
         self.graphics_image_cls = _graphics_image_class(graphics)
         self.startup_error: str | None = None
         self.first_paint: float | None = None
+        # How the app ends while a run trains: "stop" (stop it, then quit), "background" (hand the run to a
+        # detached process), "hangup" (the terminal went away: train on here, headless). See run_app.
+        self.leaving: str | None = None
+        self.loop = None  # the event loop, for the SIGHUP handler (a signal arrives outside it)
 
     # -- start-up ---------------------------------------------------------------------------------------
     def on_mount(self) -> None:
+        import asyncio
+
+        self.loop = asyncio.get_running_loop()
         # One timer drives everything live: fewer wake-ups of the UI thread leave the CPU to a training run.
         self.set_interval(min(self.follow_interval, self.panel_interval), self._heartbeat)
         start = "runs"
@@ -137,17 +146,31 @@ class CifarApp(App):
                 start = "dashboard"
         elif self.config_path is not None:
             start = "config"
-        elif not list_runs(self.root):
-            start = "config"
+        else:
+            runs = list_runs(self.root)
+            live = [r for r in runs if r.status == "running"]
+            if len(live) == 1:  # reattach: the run a detached process, a queue or a hung-up app trains
+                self._set_current_run(Path(live[0].path))
+                start = "dashboard"
+            elif not runs:
+                start = "config"
         self.switch_mode(start)
         if self.startup_error:
             self.notify(self.startup_error, title="--run", severity="error", timeout=10)
         self.call_after_refresh(self._painted)
 
     def on_unmount(self) -> None:
-        # Leaving by any path (q, ctrl+q, a test's end) stops a live run cleanly: last.pt is saved.
-        if self.live is not None and not self.live.finished:
-            self.live.stop.set()
+        # Leaving by any path (q, ctrl+q, a test's end) stops a live run cleanly (last.pt is saved), unless the
+        # run goes on without the app: the terminal hung up, or the user chose to keep it training.
+        if self.live is not None and not self.live.finished and self.leaving not in ("hangup", "background"):
+            self.live.stop.request("stopped from the app; resume with R on the Runs screen or --resume")
+        if self.live is not None and self.leaving in ("hangup", "background"):
+            self.live.bridge.close()  # nobody drains it any more: keep a long run from filling memory
+
+    def terminal_hung_up(self) -> None:
+        """SIGHUP (see :mod:`cifartui.tui.hangup`; the terminal is already detached): quit the UI, train on."""
+        self.leaving = "hangup"
+        self.exit(0)
 
     def _painted(self) -> None:
         if self.first_paint is None:
@@ -290,7 +313,8 @@ class CifarApp(App):
             data.apply_all(EventFollower(resume_dir).poll())
         self.live, self.current, self.following = live, data, None
         bridge.push({"type": APP_STATUS, "message": "starting: loading torch and timm ..."})
-        self.run_worker(lambda: self._train_thread(live), thread=True, group="train", name="train", exit_on_error=False)
+        live.thread = threading.Thread(target=self._train_thread, args=(live,), name="train", daemon=False)
+        live.thread.start()
         self.switch_mode("dashboard")
         self._notify_screen(force=True)
         return True
@@ -309,12 +333,17 @@ class CifarApp(App):
 
                 preflight(live.cfg)
                 store = session.create_run(live.cfg)
+            live.run_dir = store.path
             bridge.push({"type": APP_RUN_DIR, "path": str(store.path)})
             bridge.push({"type": APP_STATUS, "message": "loading data and building the model ..."})
             session.train(live.cfg, store, sinks=[bridge], stop=live.stop, resume_dir=live.resume_dir)
         except BaseException as exc:  # noqa: BLE001 - shown in the app, never a dead terminal
             user = isinstance(exc, UserError)
             message = str(exc) if user else f"{type(exc).__name__}: {exc}"
+            if self.leaving is not None and live.run_dir is not None:  # no app to show it: the run's log keeps it
+                from cifartui.store import append_train_log
+
+                append_train_log(live.run_dir, message if user else traceback.format_exc())
             bridge.push({"type": APP_ERROR, "message": message, "user_error": user,
                          "traceback": "" if user else traceback.format_exc(),
                          "hint": "" if user else "the run is marked failed; the traceback is in the log pane"})
@@ -349,10 +378,10 @@ class CifarApp(App):
         if live.finished and self._quit_after_stop:
             self.exit(0)
 
-    def stop_training(self) -> None:
+    def stop_training(self, reason: str = "") -> None:
         if self.live is None or self.live.finished:
             return
-        self.live.stop.set()
+        self.live.stop.request(reason or "stopped from the app; resume with R on the Runs screen or --resume")
         self.live.data.phase = "stopping after this step, saving last.pt ..."
         self.live.data._log("warning", self.live.data.phase, time.time())
         self._notify_screen(force=True)  # the user pressed a key: answer now, not on the next heartbeat
@@ -415,16 +444,30 @@ class CifarApp(App):
         def answered(choice: str | None) -> None:
             if choice == "stop":
                 self._quit_after_stop = True
+                self.leaving = "stop"
                 self.stop_training()
                 self.notify("stopping after this step and saving last.pt; quitting when done", timeout=10)
+            elif choice == "background":
+                self.leave_training_in_background()
 
         from cifartui.tui.screens.dialogs import ConfirmScreen
 
         run = self.live.data.id if self.live else ""
-        self.push_screen(ConfirmScreen("Training is running",
-                                       f"{run} is training. Stop it after the current step (saves last.pt, "
-                                       "resume later with R on the Runs screen) and quit?",
-                                       [("stop", "Stop and quit"), ("cancel", "Keep training")]), answered)
+        self.push_screen(ConfirmScreen(
+            "Training is running",
+            f"{run} is training.\n\n"
+            "s  Stop and quit: stop after the current step (last.pt saved; resume later with R on the Runs screen)\n"
+            "b  Keep training in the background: quit now, a detached process continues the run from this very "
+            "step (its output goes to train.log; `cifartui` reattaches)\n"
+            "escape  Cancel",
+            [("stop", "Stop and quit"), ("background", "Keep training in the background"), ("cancel", "Cancel")],
+            keys={"s": "stop", "b": "background", "c": "cancel"}), answered)
+
+    def leave_training_in_background(self) -> None:
+        """Quit now; :func:`run_app` waits for the step to end, then hands the run to a detached process."""
+        self.leaving = "background"
+        self.stop_training("handed off to a background process (it resumes from last.pt at this step)")
+        self.exit(0)
 
 
 def fine_tune_config(base: Config, run_dir: Path) -> Config:
@@ -513,5 +556,8 @@ def run_app(config_path: str | None = None, run: str | None = None, root: str | 
                 raise UserError(str(exc)) from None
     graphics = detect_graphics()
     app = CifarApp(config_path=config_path, run=run, root=root, overrides=overrides, graphics=graphics)
-    app.run()
-    return int(app.return_code or 0)
+    from cifartui.tui.hangup import HangupGuard, after_exit
+
+    with HangupGuard(app):
+        app.run()
+        return after_exit(app, int(app.return_code or 0))

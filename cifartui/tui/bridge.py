@@ -56,7 +56,17 @@ class TrainingBridge:
 
     _cuda: str | None = None
 
+    closed = False
+
+    def close(self) -> None:
+        """The app is gone (hang-up, hand-off): drop what comes, so a long run does not fill memory."""
+        with self._lock:
+            self.closed = True
+            self._buffer.clear()
+
     def push(self, data: dict[str, Any]) -> None:
+        if self.closed:
+            return
         if data.get("type") == "run_started" and str(data.get("device", "")).startswith("cuda"):
             self._cuda = data["device"]
         data.setdefault("time", time.time())

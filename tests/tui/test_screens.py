@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from textual.widgets import DataTable, Input, OptionList, Select
 
-from tui_support import DATA, make_app, wait_for
+from tui_support import DATA, TINY, make_app, wait_for
 from tui_fixtures import BOY, BOY_AS_GIRL, CIFAR100_NAMES, GIRL, GIRL_AS_BOY
 
 from cifartui import config as config_mod
@@ -59,20 +59,21 @@ async def test_config_screen_paints_before_its_form_then_fills_it(tmp_path, monk
         return real()
 
     monkeypatch.setattr(config_screen, "_form_class", slow_import)
-    app = make_app(tmp_path / "empty", progressive=True)
+    tiny = [f"{k}={v}" for k, v in TINY.items() if k != "name"]
+    app = make_app(tmp_path / "empty", progressive=True, overrides=tiny)
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause()
         screen = app.screen
         assert isinstance(screen, ConfigScreen) and not screen.ready
         assert "loading the form" in str(screen.query_one("#cfg-source").content)
-        await pilot.press("s")  # too early: says so, starts nothing
-        assert app.live is None and any("still loading" in n.message for n in app._notifications)
+        await pilot.press("s")  # before the form exists: not lost, it starts the run once the form is there
+        assert app.live is None and any("as soon as the form has loaded" in n.message for n in app._notifications)
         release.set()
         assert await wait_for(pilot, lambda: screen.ready, 30)
-        await pilot.pause()
-        form = screen.query_one(ConfigForm)
-        assert form.config is not None and form.config.name == "demo"
-        assert "demo.yaml" in str(screen.query_one("#cfg-source").content)
+        assert await wait_for(pilot, lambda: app.live is not None, 10), "the early s was lost"
+        assert app.live.cfg.name == "demo" and "demo.yaml" in str(screen.query_one("#cfg-source").content)
+        assert await wait_for(pilot, lambda: app.live.finished, 120)
+        assert app.live.data.status == "completed"
 
 
 async def test_config_form_that_cannot_load_says_why(tmp_path, monkeypatch):

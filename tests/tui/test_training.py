@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import pytest
-from textual.widgets import DataTable
 
 from tui_support import make_app, wait_for
 
@@ -253,17 +252,17 @@ async def test_follow_a_run_another_process_writes(tmp_path):
         app = make_app(root)
         async with app.run_test(size=(160, 48)) as pilot:
             await pilot.pause()
-            assert isinstance(app.screen, RunsScreen)
-            assert app.screen.shown[0].status == "running"
-            app.screen.query_one(DataTable).move_cursor(row=0)
-            await pilot.press("enter")
-            await pilot.pause()
+            # the one live run under the root: the app opens on it (reattach), no --run needed
             assert isinstance(app.screen, DashboardScreen)
             assert app.following is not None and app.current.status == "running"
             assert len(app.current.epochs) == 1
             assert "following pid" in _text(app.screen.query_one("#run-header"))
-            await pilot.press("x")  # not ours to stop: says how
-            assert any("another process" in n.message for n in app._notifications)
+            await pilot.press("x")  # another process trains it: asks first, escape changes nothing
+            assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), 5)
+            assert "trained by pid" in _text(app.screen.query_one(".dialog-body"))
+            await pilot.press("escape")
+            await pilot.pause()
+            assert not (root / run_id / "stop.request").exists()
             (root / run_id / "go").write_text("1")
             assert await wait_for(pilot, lambda: app.current.ended is not None, 30)
             await pilot.pause(0.2)

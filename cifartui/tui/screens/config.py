@@ -55,6 +55,7 @@ class ConfigScreen(Screen):
         self.load_error = ""
         self._pending_load: tuple | None = None
         self._ready = False
+        self._start_when_ready = False
 
     @property
     def cifar(self) -> "CifarApp":
@@ -104,6 +105,9 @@ class ConfigScreen(Screen):
         else:
             self.cifar.load_default_config(self)
         self.call_after_refresh(self.cifar.screen_ready)
+        if self._start_when_ready:  # s was pressed before the form was there: do what it asked now
+            self._start_when_ready = False
+            self.call_after_refresh(self.action_start)
 
     @property
     def ready(self) -> bool:
@@ -287,6 +291,10 @@ class ConfigScreen(Screen):
         self.app.push_screen(SaveAsScreen(str(default)), chosen)
 
     def action_start(self) -> None:
+        if not self._ready:  # a key pressed while the app starts is not lost
+            self._start_when_ready = True
+            self.notify("starting as soon as the form has loaded", timeout=2)
+            return
         form = self._form()
         if form is None:
             return

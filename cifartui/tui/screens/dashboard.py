@@ -201,9 +201,34 @@ class DashboardScreen(Screen):
         data = self.cifar.current
         if self.cifar.is_live(data) and data is not None and data.running:
             self.cifar.stop_training()
-        elif data is not None and data.running:
-            st = data.started or {}
-            self.notify(f"{data.id} is trained by another process (pid {st.get('pid')} on {st.get('host')}); "
-                        "stop it there (Ctrl-C, or kill -INT PID): it saves last.pt", severity="warning", timeout=8)
+        elif data is not None and data.running and data.run_dir is not None:
+            self._confirm_remote_stop(data)
         else:
             self.notify("nothing is training", severity="information")
+
+    def _confirm_remote_stop(self, data: RunData) -> None:
+        """A run another process trains (headless, detached, a queue worker, torchrun, another host): ask it to
+        stop through a file in its folder, which its trainer reads at each log interval."""
+        from cifartui.store import request_stop
+        from cifartui.tui.screens.dialogs import ConfirmScreen
+
+        st = data.started or {}
+        run_dir = data.run_dir
+
+        def answered(choice: str | None) -> None:
+            if choice != "stop" or run_dir is None:
+                return
+            try:
+                request_stop(run_dir)
+            except OSError as exc:
+                self.notify(f"cannot write the stop request in {run_dir}: {exc}", severity="error", timeout=10)
+                return
+            data.phase = "stop requested: the trainer stops at its next log interval and saves last.pt"
+            self.notify(f"stop requested for {data.id}", timeout=6)
+            self.run_updated(data, force=True)
+
+        self.app.push_screen(ConfirmScreen(
+            "Stop this run?",
+            f"{data.id} is trained by pid {st.get('pid')} on {st.get('host')}.\n"
+            "y: stop it after its current log interval; it saves last.pt and ends stopped (resume later).",
+            [("stop", "Stop it (y)"), ("cancel", "Cancel")], keys={"y": "stop", "n": "cancel"}), answered)

@@ -15,15 +15,25 @@ from textual.widgets.option_list import Option
 
 
 class ConfirmScreen(ModalScreen[str | None]):
-    """A question with buttons; dismisses with the chosen button's id (``None`` on escape)."""
+    """A question with buttons; dismisses with the chosen button's id (``None`` on escape).
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("y", "choose_first", "Yes", show=False)]
+    ``keys`` maps a key to a choice id (``{"b": "background"}``); by default ``y`` picks the first choice."""
 
-    def __init__(self, title: str, message: str, choices: list[tuple[str, str]] | None = None) -> None:
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, message: str, choices: list[tuple[str, str]] | None = None,
+                 keys: dict[str, str] | None = None) -> None:
         super().__init__()
         self.title_text = title
         self.message = message
         self.choices = choices or [("yes", "Yes"), ("no", "No")]
+        self.keys = keys if keys is not None else {"y": self.choices[0][0]}
+
+    def on_key(self, event) -> None:
+        choice = self.keys.get(event.key)
+        if choice is not None:
+            event.stop()
+            self.dismiss(choice)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="dialog"):
@@ -43,8 +53,6 @@ class ConfirmScreen(ModalScreen[str | None]):
     def action_cancel(self) -> None:
         self.dismiss(None)
 
-    def action_choose_first(self) -> None:
-        self.dismiss(self.choices[0][0])
 
 
 class HelpScreen(ModalScreen[None]):

@@ -96,6 +96,7 @@ class RunsScreen(Screen):
             shown.sort(key=lambda r: (r.best_val_acc is not None, r.best_val_acc or 0.0), reverse=self.descending)
         else:
             shown.sort(key=lambda r: (r.name, r.id), reverse=self.descending)
+        shown.sort(key=lambda r: r.status != "running")  # live runs on top, whatever the sort (a stable sort)
         self.shown = shown
         table.clear()
         for r in shown:
