@@ -324,6 +324,29 @@ def test_a_stop_request_on_one_rank_stops_both_and_the_run_resumes_in_one_proces
     assert events[-1]["status"] == "completed" and read_run(run_dir).status == "completed"
 
 
+@pytest.mark.slow
+def test_a_stop_request_file_stops_every_rank_of_a_torchrun_job(tmp_path):
+    """What x in the app does to a run another process trains: a file in the run folder, no signal, no pid."""
+    from cifartui.store import request_stop
+
+    cfg = _config(tmp_path, **{"train.epochs": 40, "train.log_interval": 1})
+    proc = _torchrun("--headless", "train", str(cfg))
+    try:
+        events_file = lambda: next((tmp_path / "runs").glob("*/events.jsonl"), None)  # noqa: E731
+        stepping = lambda: events_file() and any(e["type"] == "step" for e in read_events(events_file())[0])  # noqa: E731
+        _wait_for(stepping, 150, "the first steps of the torchrun run")
+        request_stop(events_file().parent, by="a test")
+        code, out, err = _finish(proc, timeout=90)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert code == 0, err[-2000:]  # both ranks stopped as asked
+    (run,) = list_runs(tmp_path / "runs")
+    assert run.status == "stopped" and "stopped by request from a test" in run.reason and run.epochs_done < 40
+    assert (Path(run.path) / "last.pt").exists() and not (Path(run.path) / "stop.request").exists()
+
+
 FAILING_RANK = """
 import sys
 from cifartui.core import engine
