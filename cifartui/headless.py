@@ -198,6 +198,8 @@ def run_headless(cfg, resume_dir=None, store=None) -> int:
             return EXIT_SIGINT
         finally:
             reporter.close()
-    if ended.status == "stopped":  # by a signal: 130/143, as a shell expects; by a stop request: done as asked
-        return signals.exit_code if signals.signum else EXIT_OK
+    if signals.signum:  # 130/143 as a shell expects, even when the run ended completed meanwhile (a signal
+        return signals.exit_code  # during the final test): a queue worker must not start the next entry
+    if ended.status == "stopped":  # by a stop request: done as asked
+        return EXIT_OK
     return EXIT_OK if ended.status in ("completed", "early_stopped") else EXIT_FAILED

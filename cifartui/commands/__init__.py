@@ -1,4 +1,4 @@
-"""Commands on finished runs: ``report``, ``eval``, ``predict``, ``export``.
+"""Commands on finished runs: ``report``, ``eval``, ``predict``, ``export``; and ``queue`` (commands/queue.py).
 
 :func:`add_parsers` registers them on the CLI's subparsers; each sets ``func`` to a lazy wrapper, so parsing
 imports nothing heavy (torch loads only inside ``eval`` and ``predict``).
@@ -70,3 +70,7 @@ def add_parsers(sub) -> None:
     ex.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
     ex.add_argument("--root", dest="sub_root", metavar="DIR")
     ex.set_defaults(func=_export)
+
+    from cifartui.commands.queue import add_parser as add_queue_parser  # argparse only; the queue loads when it runs
+
+    add_queue_parser(sub)

@@ -386,6 +386,25 @@ class CifarApp(App):
         self.live.data._log("warning", self.live.data.phase, time.time())
         self._notify_screen(force=True)  # the user pressed a key: answer now, not on the next heartbeat
 
+    # -- the queue (cifartui.queue): runs a detached worker trains, one after another ----------------------
+    def queue_config(self, cfg: Config, sweeps: list[str]) -> int:
+        """Queue ``cfg`` (a grid over ``sweeps``) and start a detached worker unless one runs; raises UserError
+        for a bad sweep before anything is queued. Returns the number of entries."""
+        from cifartui import queue
+
+        entries = queue.add_entries(self.root, cfg, [], sweeps)
+        note = "a worker is already training the queue"
+        if not queue.worker_alive(self.root):
+            pid = queue.start_detached_worker(self.root)
+            note = f"worker pid {pid} trains them in the background (log: {queue.queue_dir(self.root) / queue.WORKER_LOG})"
+        self.notify(f"queued {len(entries)} run{'s' if len(entries) > 1 else ''}: {note}", timeout=8)
+        return len(entries)
+
+    def show_sweep(self, sweep: str) -> None:
+        from cifartui.tui.screens.sweep import SweepScreen
+
+        self.push_screen(SweepScreen(self.root, sweep))
+
     # -- samples (drilldown thumbnails), shared across drilldowns ------------------------------------
     def samples_cache(self, run_dir: Path, split: str, loader: Callable[[Path, str], Any]) -> Any:
         key = (str(run_dir), split)

@@ -15,7 +15,8 @@ from textual.screen import Screen
 from textual.widgets import Footer, Input, Static
 
 from cifartui.tui.formatting import fmt_value
-from cifartui.tui.screens.dialogs import ConfirmScreen, OpenConfigScreen, SaveAsScreen
+from cifartui.errors import UserError
+from cifartui.tui.screens.dialogs import ConfirmScreen, OpenConfigScreen, QueueScreen, SaveAsScreen
 
 if TYPE_CHECKING:
     from cifartui.config import Config
@@ -42,6 +43,7 @@ class ConfigScreen(Screen):
         Binding("w", "save_as", "Save as"),
         Binding("ctrl+s", "save_as_typing", "Save as", priority=True),
         Binding("v", "toggle_side", "Diff"),
+        Binding("a", "queue", "Queue/sweep", tooltip="add to the queue (optionally a sweep); a background worker trains it"),
         Binding("escape", "leave_field", "Leave field"),
     ]
     TYPING_ACTIONS = ("start_typing", "save_as_typing", "leave_field")
@@ -326,6 +328,35 @@ class ConfigScreen(Screen):
         self.app.push_screen(ConfirmScreen("Learning rate high for fine-tuning", warning,
                                            [("lower", "Use lr=1e-5 and start"), ("start", "Start anyway"), ("cancel", "Cancel")]),
                              answered)
+
+    def action_queue(self) -> None:
+        form = self._form()
+        if form is None:
+            return
+        form.validate_now()
+        if form.config is None:
+            self.notify("fix the errors first", severity="error")
+            return
+        cfg = form.config
+
+        def check(items: list[str]) -> str:
+            from cifartui.queue import validate_grid
+
+            try:
+                validate_grid(cfg, items)
+            except UserError as exc:
+                return str(exc)
+            return ""
+
+        def chosen(items: list[str] | None) -> None:
+            if items is None:
+                return
+            try:
+                self.cifar.queue_config(cfg, items)
+            except UserError as exc:
+                self.notify(str(exc), title="nothing queued", severity="error", timeout=10)
+
+        self.app.push_screen(QueueScreen(cfg.name, check), chosen)
 
     def _start(self, cfg: Config) -> None:
         self.cifar.start_training(cfg, resume_dir=self.resume_dir)

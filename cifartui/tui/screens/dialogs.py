@@ -165,3 +165,41 @@ class SaveAsScreen(ModalScreen[Path | None]):
 
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+class QueueScreen(ModalScreen[list[str] | None]):
+    """Add the form's config to the queue, optionally as a sweep; dismisses with the --sweep items.
+
+    ``check`` validates the items (every grid point) and returns an error message, or "" when they are fine:
+    a bad sweep keeps the dialog open with the reason, and nothing is queued."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, name: str, check) -> None:
+        super().__init__()
+        self.run_name = name
+        self.check = check
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="queue-dialog", classes="dialog wide"):
+            yield Label(f"Queue {self.run_name}: a background worker trains it", classes="dialog-title")
+            yield Static("Sweep (optional): KEY=V1,V2,... separated by spaces; one run per point of the grid, "
+                         "e.g. train.lr=1e-3,3e-4 train.batch_size=32,64", classes="dialog-body")
+            yield Input(placeholder="empty: one run, as in the form", id="queue-sweep", compact=True)
+            yield Static("enter queues · escape cancels", classes="dim")
+            yield Static("", id="queue-error", classes="error-text")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        items = event.value.split()
+        error = self.check(items)
+        if error:
+            self.query_one("#queue-error", Static).update(error)
+            return
+        self.dismiss(items)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -13,7 +13,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
 from cifartui.store import RunSummary, list_runs
-from cifartui.tui.formatting import STATUS_STYLE, pct
+from cifartui.tui.formatting import STATUS_STYLE, fmt_value, pct
 from cifartui.tui.screens.compare import CompareScreen
 
 if TYPE_CHECKING:
@@ -39,6 +39,7 @@ class RunsScreen(Screen):
         Binding("m", "compare", "Compare"),
         Binding("R", "resume", "Resume", key_display="R"),
         Binding("F", "fine_tune", "Fine-tune", key_display="F"),
+        Binding("w", "sweep", "Sweep", tooltip="the highlighted run's sweep: its runs side by side"),
         Binding("g", "reload", "Reload", show=False),
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
@@ -51,6 +52,7 @@ class RunsScreen(Screen):
         self.marked: list[str] = []
         self.runs: list[RunSummary] = []
         self.shown: list[RunSummary] = []
+        self.entries: list = []  # queue entries (cifartui.queue.Entry)
 
     @property
     def cifar(self) -> "CifarApp":
@@ -63,6 +65,7 @@ class RunsScreen(Screen):
         yield RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         yield Static(id="runs-empty", classes="empty-note")
         yield Static(id="runs-detail")
+        yield Static(id="runs-queue")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -82,8 +85,30 @@ class RunsScreen(Screen):
 
     # -- data -----------------------------------------------------------------------------------------
     def reload(self) -> None:
+        from cifartui.queue import list_entries
+
         self.runs = list_runs(self.cifar.root)
+        self.entries = list_entries(self.cifar.root)
         self._fill()
+        self._show_queue()
+
+    def _show_queue(self) -> None:
+        """Pending and running queue entries under the table (runs not started yet have no row there)."""
+        active = [e for e in self.entries if e.state in ("pending", "running")]
+        box = self.query_one("#runs-queue", Static)
+        box.display = bool(active)
+        if not active:
+            return
+        t = Text(f"Queue: {sum(e.state == 'running' for e in active)} running, "
+                 f"{sum(e.state == 'pending' for e in active)} pending", style="bold")
+        for e in active[:6]:
+            values = " ".join(f"{k}={fmt_value(v)}" for k, v in e.overrides.items())
+            t.append(f"\n  {e.id}  ")
+            t.append(f"{e.state:<8}", style=STATUS_STYLE.get("running" if e.state == "running" else "", "dim"))
+            t.append(f" {e.name}  {values}")
+        if len(active) > 6:
+            t.append(f"\n  ... {len(active) - 6} more: cifartui queue --root {self.cifar.root}", style="dim")
+        box.update(t)
 
     def _fill(self) -> None:
         table = self.query_one(DataTable)
@@ -227,6 +252,15 @@ class RunsScreen(Screen):
             self.notify("mark 2 to 4 runs with space, then press m", severity="warning")
             return
         self.app.push_screen(CompareScreen([Path(r.path) for r in chosen]))
+
+    def action_sweep(self) -> None:
+        r = self._highlighted()
+        entry = next((e for e in self.entries if r is not None and e.run and Path(e.run).name == r.id), None)
+        if entry is None or not entry.swept:
+            self.notify("the highlighted run is not part of a sweep (cifartui queue add ... --sweep, or a on the "
+                        "Config screen)", severity="information")
+            return
+        self.cifar.show_sweep(entry.sweep)
 
     def action_resume(self) -> None:
         r = self._highlighted()
