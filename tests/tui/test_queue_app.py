@@ -63,7 +63,8 @@ async def test_a_sweep_queued_in_the_app_is_trained_in_the_background_and_compar
             entries = queue.list_entries(root)
             assert [e.overrides for e in entries] == [{"train.lr": 0.001}, {"train.lr": 0.003}]
             assert any("queued 2 runs" in n.message for n in app._notifications)
-            assert queue.worker_alive(root)  # the app started one: nothing is trained in this process
+            # the app started a worker (its file appears once Python has started): nothing trains in this process
+            assert await wait_for(pilot, lambda: queue.worker_alive(root), 60)
             assert app.live is None
 
             await pilot.press("r")
