@@ -2,7 +2,7 @@
 
 runs_list: 1,000 generated run folders (written with the real RunStore, so the files are what training
 writes: summary.json, events.jsonl, config.yaml, classes.json; a few without summary.json, as left by
-older versions, are rebuilt from their events) listed with ``cifartui.store.list_runs`` and sorted by
+older versions, are rebuilt from their events) listed with ``cifartui.record.store.list_runs`` and sorted by
 best validation accuracy, as the Runs screen does.
 
 curve_redraw: the app's loss chart (``cifartui.tui.widgets.curves.Chart``, inside a real Textual app,
@@ -29,8 +29,8 @@ from bench.common import Result, median
 
 def _write_runs(root: Path, n: int) -> None:
     from cifartui.config import Config
-    from cifartui.core.events import EpochEnd, Evaluation, RunEnded, RunStarted, Step
-    from cifartui.store import RunStore
+    from cifartui.record.events import EpochEnd, Evaluation, RunEnded, RunStarted, Step
+    from cifartui.record.store import RunStore
 
     rnd = random.Random(0)
     cfg_text = Config().to_yaml()
@@ -38,8 +38,8 @@ def _write_runs(root: Path, n: int) -> None:
     host = socket.gethostname()
     t0 = 1_750_000_000.0
     # Generation only: skip the fsyncs a real run pays per epoch (the files are the same).
-    with mock.patch("cifartui.store.os.fsync"), mock.patch("cifartui.core.atomic.os.fsync"), \
-            mock.patch("cifartui.core.atomic.fsync_dir"):
+    with mock.patch("cifartui.record.store.os.fsync"), mock.patch("cifartui.record.atomic.os.fsync"), \
+            mock.patch("cifartui.record.atomic.fsync_dir"):
         for i in range(n):
             run_id = time.strftime("%Y%m%d-%H%M%S", time.gmtime(t0 + 3600 * i)) + f"-bench{i % 7}"
             path = root / run_id
@@ -72,7 +72,7 @@ def _write_runs(root: Path, n: int) -> None:
 
 
 def run_runs_list(quick: bool) -> Result:
-    from cifartui.store import list_runs
+    from cifartui.record.store import list_runs
 
     n = 50 if quick else 1000
     with tempfile.TemporaryDirectory(prefix="bench-runs-") as tmp:

@@ -23,7 +23,7 @@ def _setup(quick: bool, root: str):
 
     from cifartui.config import Config
     from cifartui.core.engine import Trainer
-    from cifartui.store import RunStore
+    from cifartui.record.store import RunStore
 
     # short epochs, many of them, alternating: on a shared machine, bursts of load then hit both sides
     steps = 2 if quick else 4

@@ -270,8 +270,8 @@ def run_first_frame(quick: bool) -> Result:
 def _confusion_run(root: Path, n: int = 100) -> str:
     import numpy as np
 
-    from cifartui.core.events import EpochEnd, Evaluation, RunEnded, RunStarted
-    from cifartui.store import RunStore
+    from cifartui.record.events import EpochEnd, Evaluation, RunEnded, RunStarted
+    from cifartui.record.store import RunStore
 
     rng = np.random.default_rng(0)
     targets = np.repeat(np.arange(n), 100).astype(np.int32)

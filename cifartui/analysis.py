@@ -53,11 +53,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import yaml
 
 from cifartui.classes import CIFAR100_SUPERCLASSES, SUPERCLASS_OF
-from cifartui.core import metrics
-from cifartui.store import (CONFIG_FILE, EVENTS_FILE, RunSummary, evaluations, is_run_dir, load_classes, read_events,
+from cifartui.record import metrics
+from cifartui.record.store import (EVENTS_FILE, read_config_data, RunSummary, evaluations, is_run_dir, load_classes, read_events,
                             read_run)
 
 SEVERITIES = ("warning", "info", "good")  # the order findings are listed in
@@ -109,18 +108,6 @@ class RunData:
         return self.class_names[i] if 0 <= i < len(self.class_names) else str(i)
 
 
-def _read_config(path: Path) -> dict[str, Any]:
-    try:
-        text = (path / CONFIG_FILE).read_text(encoding="utf-8")
-    except OSError:
-        return {}
-    try:
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except yaml.YAMLError:
-        return {}
-    return data if isinstance(data, dict) else {}
-
-
 def load_run(run_dir: str | os.PathLike) -> RunData:
     path = Path(run_dir)
     events, _ = read_events(path / EVENTS_FILE)
@@ -132,7 +119,7 @@ def load_run(run_dir: str | os.PathLike) -> RunData:
     ended = next((e for e in reversed(events) if e.get("type") == "run_ended"), None)
     names = load_classes(path) or list((started or {}).get("class_names") or [])
     return RunData(path=path, summary=read_run(path), events=events, epochs=[by_epoch[k] for k in sorted(by_epoch)],
-                   config=_read_config(path), class_names=names, evaluations=evaluations(events),
+                   config=read_config_data(path), class_names=names, evaluations=evaluations(events),
                    started=started, ended=ended)
 
 

@@ -63,7 +63,7 @@ def _root(args) -> str:
 def cmd_train(args) -> int:
     from cifartui import config as config_mod
     from cifartui.headless import run_headless
-    from cifartui.store import resolve_run
+    from cifartui.record.store import resolve_run
 
     if args.resume:
         run_dir = resolve_run(args.resume, _root(args))
@@ -78,7 +78,7 @@ def cmd_train(args) -> int:
     cfg = config_mod.load(args.config, args.overrides)
     if args.root or args.sub_root:
         cfg = cfg.with_overrides(**{"output.root": _root(args)})
-    from cifartui.core.preflight import preflight
+    from cifartui.preflight import preflight
 
     preflight(cfg)
     return run_headless(cfg)
@@ -88,7 +88,7 @@ def cmd_runs(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from cifartui.store import list_runs
+    from cifartui.record.store import list_runs
 
     runs = list_runs(_root(args))
     if args.json:
@@ -109,8 +109,8 @@ def cmd_runs(args) -> int:
 
 def show_data(run_dir: Path) -> dict:
     """What `show` prints, as data (also the JSON form)."""
-    from cifartui.core import metrics
-    from cifartui.store import evaluations, load_classes, load_evaluation, read_events, read_run
+    from cifartui.record import metrics
+    from cifartui.record.store import evaluations, load_classes, load_evaluation, read_events, read_run
 
     summary = read_run(run_dir)
     events, _ = read_events(run_dir / "events.jsonl")
@@ -137,7 +137,7 @@ def cmd_show(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from cifartui.store import resolve_run
+    from cifartui.record.store import resolve_run
 
     run_dir = resolve_run(args.run, _root(args))
     data = show_data(run_dir)

@@ -16,8 +16,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from cifartui.core.events import EpochEnd, Event, Evaluation, Log, RunEnded, RunStarted, Step
-from cifartui.store import StopRequest
+from cifartui.record.events import EpochEnd, Event, Evaluation, Log, RunEnded, RunStarted, Step
+from cifartui.record.control import StopRequest
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 EXIT_SIGINT, EXIT_SIGTERM = 130, 143
@@ -120,7 +120,7 @@ class RunLog(HeadlessReporter):
     said is still there when no terminal watched it (a detached hand-off, an app whose terminal hung up)."""
 
     def __init__(self, run_dir):
-        from cifartui.store import TRAIN_LOG
+        from cifartui.record.control import TRAIN_LOG
 
         super().__init__(plain=True, file=open(Path(run_dir) / TRAIN_LOG, "a", encoding="utf-8"))
 
@@ -175,7 +175,7 @@ def run_headless(cfg, resume_dir=None, store=None) -> int:
 
     ``store``: a run folder the caller already made (the queue worker records its path before training)."""
     from cifartui import session
-    from cifartui.store import RunStore
+    from cifartui.record.store import RunStore
 
     # Under torchrun only rank 0 writes the run store and prints; the other ranks train silently (errors
     # still reach stderr, prefixed with the rank) and need the run folder only to read last.pt on resume.

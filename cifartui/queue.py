@@ -39,9 +39,10 @@ import yaml
 
 from cifartui import config as config_mod
 from cifartui.config import Config, ConfigError
-from cifartui.core.atomic import atomic_write_text
+from cifartui.record.atomic import atomic_write_text
 from cifartui.errors import UserError
-from cifartui.store import check_run_name, is_run_dir, read_run
+from cifartui.record.control import pid_alive
+from cifartui.record.store import check_run_name, is_run_dir, read_run
 
 QUEUE_DIR = ".queue"
 WORKERS_DIR = "workers"
@@ -219,22 +220,12 @@ def _stored_entries(root: str | os.PathLike) -> list[Entry]:
     return [e for e in found if e is not None]
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _process_gone(root: str | os.PathLike, host: str | None, pid: int | None) -> bool:
     """This host: the pid is dead. Another host: its worker file went stale (or is gone)."""
     if not pid:
         return False
     if host == HOST:
-        return not _pid_alive(int(pid))
+        return not pid_alive(int(pid))
     try:
         age = time.time() - (queue_dir(root) / WORKERS_DIR / f"{host}-{pid}.json").stat().st_mtime
     except OSError:
@@ -441,7 +432,7 @@ def _train_entry(root: Path, entry: Entry, devices: list[str] | None) -> int | N
         cfg = config_mod.load_text(entry.config, f"queue entry {entry.id}")
         # the queue's own root, whatever path it was added with: runs land beside the queue
         cfg = cfg.with_overrides(**{"output.root": str(root)}, **_device_overrides(cfg, devices))
-        from cifartui.core.preflight import preflight  # torch loads here
+        from cifartui.preflight import preflight  # torch loads here
 
         preflight(cfg)
         store = session.create_run(cfg)

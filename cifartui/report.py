@@ -21,8 +21,8 @@ import numpy as np
 
 from cifartui import analysis
 from cifartui.analysis import RunData, choose_evaluation, load_run, pct
-from cifartui.core import metrics
-from cifartui.store import load_evaluation, load_samples
+from cifartui.record import metrics
+from cifartui.record.store import load_evaluation, load_samples
 
 TOP_PAIRS = 15
 TOP_CLASSES = 10
@@ -444,7 +444,7 @@ def _strip(data: RunData, conf: np.ndarray, arrays: dict[str, np.ndarray], evalu
 
 
 def cmd_report(args) -> int:
-    from cifartui.store import resolve_run
+    from cifartui.record.store import resolve_run
 
     run_dir = resolve_run(args.run, getattr(args, "sub_root", None) or args.root or "runs")
     path = build_report(run_dir, args.output, args.split)

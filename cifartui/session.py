@@ -12,8 +12,8 @@ from typing import Callable, Iterable
 
 from cifartui import config as config_mod
 from cifartui.config import Config
-from cifartui.core.events import Event, RunEnded
-from cifartui.store import RunStore
+from cifartui.record.events import Event, RunEnded
+from cifartui.record.store import RunStore
 
 Sink = Callable[[Event], None]
 
@@ -48,7 +48,7 @@ def train(cfg: Config, store: RunStore | None, sinks: Iterable[Sink] = (), stop:
     from cifartui.core.engine import Trainer  # torch is imported here, not at start-up
 
     from cifartui.headless import RunLog
-    from cifartui.store import clear_stop_request
+    from cifartui.record.control import clear_stop_request
 
     run_dir = store.path if store is not None else (Path(resume_dir) if resume_dir else None)
     run_log = RunLog(store.path) if store is not None else None

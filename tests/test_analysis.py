@@ -10,9 +10,9 @@ import pytest
 
 from cifartui import analysis
 from cifartui.config import Config
-from cifartui.core import metrics
-from cifartui.core.events import EpochEnd, Evaluation, Log, RunEnded, RunStarted, Samples, Step
-from cifartui.store import RunStore
+from cifartui.record import metrics
+from cifartui.record.events import EpochEnd, Evaluation, Log, RunEnded, RunStarted, Samples, Step
+from cifartui.record.store import RunStore
 
 CLASSES = ["boy", "girl", "maple_tree", "oak_tree", "orange", "motorcycle"]
 # rows = true class, 20 test images each; 98 of 120 right

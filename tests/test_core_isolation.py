@@ -12,11 +12,16 @@ def modules_after(code):
 
 def test_core_imports_no_ui():
     mods = modules_after("import cifartui.core.engine, cifartui.core.data, cifartui.core.loader, cifartui.core.model, "
-                         "cifartui.core.metrics, cifartui.core.checkpoint, cifartui.core.events, cifartui.session")
+                         "cifartui.record.metrics, cifartui.core.checkpoint, cifartui.record.events, cifartui.session")
     assert "torch" in mods
     assert not {m for m in mods if m.split(".")[0] in ("textual", "rich", "plotext", "textual_plotext")}
 
 
 def test_listing_runs_imports_no_torch():
-    mods = modules_after("import cifartui.store, cifartui.config, cifartui.core.events, cifartui.core.metrics, cifartui.cli")
+    mods = modules_after("import cifartui.record.store, cifartui.config, cifartui.record.events, cifartui.record.metrics, cifartui.cli")
     assert not {m for m in mods if m.split(".")[0] in ("torch", "timm", "torchvision")}
+
+
+def test_the_record_package_loads_no_numpy_torch_or_ui():
+    mods = modules_after("import cifartui.record.store, cifartui.record.read_model, cifartui.record.control")
+    assert not {m for m in mods if m.split(".")[0] in ("torch", "timm", "numpy", "textual", "rich", "pydantic")}

@@ -18,7 +18,7 @@ import torch
 
 from cifartui.core import distributed as ddp
 from cifartui.core.loader import BatchLoader
-from cifartui.store import evaluations, list_runs, load_evaluation, read_events, read_run
+from cifartui.record.store import evaluations, list_runs, load_evaluation, read_events, read_run
 
 from support import PYTHON, REPO
 
@@ -327,7 +327,7 @@ def test_a_stop_request_on_one_rank_stops_both_and_the_run_resumes_in_one_proces
 @pytest.mark.slow
 def test_a_stop_request_file_stops_every_rank_of_a_torchrun_job(tmp_path):
     """What x in the app does to a run another process trains: a file in the run folder, no signal, no pid."""
-    from cifartui.store import request_stop
+    from cifartui.record.control import request_stop
 
     cfg = _config(tmp_path, **{"train.epochs": 40, "train.log_interval": 1})
     proc = _torchrun("--headless", "train", str(cfg))

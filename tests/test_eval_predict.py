@@ -10,7 +10,7 @@ import yaml
 from PIL import Image
 
 from cifartui.cli import main
-from cifartui.store import evaluations, load_evaluation, load_samples, read_events, read_run
+from cifartui.record.store import evaluations, load_evaluation, load_samples, read_events, read_run
 
 pytestmark = pytest.mark.slow  # trains for real (about 20 s on 2 CPU cores)
 

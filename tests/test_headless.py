@@ -8,7 +8,7 @@ import timm
 import torch
 
 from cifartui.cli import main
-from cifartui.store import list_runs, read_events
+from cifartui.record.store import list_runs, read_events
 
 from support import REAL_DATA, tiny_overrides
 

@@ -6,7 +6,7 @@ from hypothesis import strategies as st
 
 from cifartui import config
 from cifartui.config import Config, ConfigError
-from cifartui.store import read_events
+from cifartui.record.store import read_events
 
 SECTIONS = {name: list(field.annotation.model_fields) for name, field in Config.model_fields.items()
             if hasattr(field.annotation, "model_fields")}

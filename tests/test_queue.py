@@ -13,7 +13,7 @@ import pytest
 from cifartui import queue
 from cifartui.cli import main
 from cifartui.config import Config
-from cifartui.store import list_runs, read_events, read_run
+from cifartui.record.store import list_runs, read_events, read_run
 
 from support import PYTHON, REPO, tiny_overrides
 
@@ -171,11 +171,8 @@ def test_sigterm_stops_the_current_run_and_leaves_the_rest_pending(runs_root):
 
 @pytest.mark.slow
 def test_a_stop_request_stops_that_run_and_the_worker_goes_on(runs_root):
-    from cifartui import store
+    from cifartui.record.control import request_stop
 
-    request_stop = getattr(store, "request_stop", None)
-    if request_stop is None:
-        pytest.skip("this checkout has no stop requests (cifartui.store.request_stop)")
     add(runs_root, "--sweep", "train.epochs=200,1")
     proc = worker(runs_root)
     request_stop(first_epoch_done(runs_root))

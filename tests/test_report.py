@@ -12,9 +12,9 @@ from PIL import Image
 
 from cifartui.cli import main
 from cifartui.commands.export import COLUMNS, export_csv
-from cifartui.core.events import RunStarted
+from cifartui.record.events import RunStarted
 from cifartui.report import build_report, curves_svg
-from cifartui.store import RunStore
+from cifartui.record.store import RunStore
 from test_analysis import CONFUSION, per_sample, write_run
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from cifartui.store import list_runs, read_events, read_run
+from cifartui.record.store import list_runs, read_events, read_run
 
 from support import tiny_overrides
 

@@ -4,8 +4,8 @@ import os
 import numpy as np
 import pytest
 
-from cifartui.core.events import EpochEnd, Evaluation, RunEnded, RunStarted, event_from_dict
-from cifartui.store import (EventFollower, RunStore, StoreError, list_runs, load_evaluation, read_events, read_run,
+from cifartui.record.events import EpochEnd, Evaluation, RunEnded, RunStarted, event_from_dict
+from cifartui.record.store import (EventFollower, RunStore, StoreError, list_runs, load_evaluation, read_events, read_run,
                             resolve_run)
 
 

@@ -70,7 +70,7 @@ def _build(model_name: str, num_classes: int):
 def _run_config_near(path: Path):
     """The config of the run folder holding ``path`` (a checkpoint file), or None."""
     from cifartui import config as config_mod
-    from cifartui.store import is_run_dir
+    from cifartui.record.store import is_run_dir
 
     folder = path.parent
     if is_run_dir(folder) and (folder / "config.yaml").exists():
@@ -96,7 +96,7 @@ def evaluate(source: str, overrides: list[str] = (), root: str = "runs", split: 
              name: str | None = None, root_given: bool = False) -> dict[str, Any]:
     """Evaluate and store; returns what was stored (run folder, evaluation name, figures)."""
     from cifartui import config as config_mod
-    from cifartui.store import RunStore, check_run_name, read_run, resolve_run
+    from cifartui.record.store import RunStore, check_run_name, read_run, resolve_run
 
     overrides = list(overrides)
     src = Path(source).expanduser()
@@ -140,10 +140,10 @@ def evaluate(source: str, overrides: list[str] = (), root: str = "runs", split: 
 
     from cifartui.core.data import load_data
     from cifartui.core.engine import Trainer, amp_dtype, resolve_device, thumbnails
-    from cifartui.core.events import Evaluation, Log, RunEnded, RunStarted, Samples
+    from cifartui.record.events import Evaluation, Log, RunEnded, RunStarted, Samples
     from cifartui.core.loader import BatchLoader
     from cifartui.core.model import load_exact_weights
-    from cifartui.core.preflight import preflight
+    from cifartui.preflight import preflight
 
     preflight(cfg.with_overrides(**{"model.checkpoint": None, "model.pretrained": False}))
     device = resolve_device(cfg.device)
@@ -174,7 +174,7 @@ def evaluate(source: str, overrides: list[str] = (), root: str = "runs", split: 
         raise EvalError(f"eval --name: {split_name!r} is not a valid name (letters, digits, '.', '_', '+', '-').")
     epoch = int(obj.get("epoch") or 0)
     if mode == "run":
-        from cifartui.store import evaluations, read_events
+        from cifartui.record.store import evaluations, read_events
 
         events, _ = read_events(run_dir / "events.jsonl")
         if any(e.get("split") == split_name for e in evaluations(events)):
@@ -189,7 +189,7 @@ def evaluate(source: str, overrides: list[str] = (), root: str = "runs", split: 
                          num_classes=data.num_classes, class_names=data.class_names, epochs=0, steps_per_epoch=0,
                          train_size=len(data.train_y), val_size=len(data.val_y), test_size=len(data.test_y),
                          model=cfg.model.name, dataset=cfg.data.source, pid=os.getpid(), host=socket.gethostname()))
-    from cifartui.core.atomic import atomic_write_text
+    from cifartui.record.atomic import atomic_write_text
 
     (store.path / "eval").mkdir(exist_ok=True)
     atomic_write_text(store.path / "eval" / f"{split_name}.yaml", cfg.to_yaml())
@@ -239,9 +239,9 @@ def _native_size(run_dir: Path | None) -> int | None:
     """The side of the images the run trained on before resizing, when its data has one fixed size."""
     if run_dir is None:
         return None
-    from cifartui.analysis import _read_config
+    from cifartui.record.store import read_config_data
 
-    cfg = _read_config(run_dir)
+    cfg = read_config_data(run_dir)
     data = cfg.get("data") if isinstance(cfg.get("data"), dict) else {}
     source = data.get("source")
     if source in ("cifar10", "cifar100"):
@@ -282,7 +282,7 @@ def predict(source: str, images: list[str], root: str = "runs", top: int = 5, de
     from cifartui.core.engine import resolve_device
     from cifartui.core.loader import BatchLoader
     from cifartui.core.model import load_exact_weights
-    from cifartui.store import is_run_dir, load_classes, resolve_run
+    from cifartui.record.store import is_run_dir, load_classes, resolve_run
 
     src = Path(source).expanduser()
     if src.is_file():

@@ -47,7 +47,7 @@ def export_csv(run_dir: str | os.PathLike) -> str:
 
 def cmd_export(args) -> int:
     from cifartui.commands import root_of
-    from cifartui.store import resolve_run
+    from cifartui.record.store import resolve_run
 
     run_dir = resolve_run(args.run, root_of(args))
     text = export_csv(run_dir)

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from cifartui.core.atomic import atomic_write
+from cifartui.record.atomic import atomic_write
 from cifartui.errors import UserError
 
 

@@ -84,7 +84,7 @@ def _unpickle(path: Path) -> dict:
     return obj
 
 
-def _cifar_meta(source: str):
+def cifar_meta(source: str):
     from torchvision.datasets import CIFAR10, CIFAR100
 
     return CIFAR100 if source == "cifar100" else CIFAR10
@@ -123,7 +123,7 @@ def download(url: str, dest: Path, md5: str | None, label: str, notify: Notify) 
 
 
 def _ensure_cifar(cfg: DataConfig, notify: Notify) -> Path:
-    ds = _cifar_meta(cfg.source)
+    ds = cifar_meta(cfg.source)
     root = Path(cfg.root).expanduser()
     folder = root / ds.base_folder
     if folder.is_dir():
@@ -163,7 +163,7 @@ def _ensure_cifar(cfg: DataConfig, notify: Notify) -> Path:
 
 def _load_cifar(cfg: DataConfig, notify: Notify):
     folder = _ensure_cifar(cfg, notify)
-    ds = _cifar_meta(cfg.source)
+    ds = cifar_meta(cfg.source)
 
     def read(files) -> tuple[torch.Tensor, torch.Tensor]:
         xs, ys = [], []

@@ -1,6 +1,6 @@
 """The Trainer: fit / evaluate / test, AMP, optimizer and schedule, early stopping, a stop flag, events out.
 
-It knows nothing about who listens: it calls ``sinks`` with events (core/events.py). It writes its
+It knows nothing about who listens: it calls ``sinks`` with events (record/events.py). It writes its
 checkpoints into ``run_dir``; everything else (events, arrays) is written by the store sink.
 """
 
@@ -26,11 +26,11 @@ from cifartui.config import Config
 from cifartui.core import checkpoint as ckpt
 from cifartui.core import distributed as ddp
 from cifartui.core.data import DataBundle, load_data
-from cifartui.core.events import Checkpoint, EpochEnd, Evaluation, Event, Log, RunEnded, RunStarted, Samples, Step
+from cifartui.record.events import Checkpoint, EpochEnd, Evaluation, Event, Log, RunEnded, RunStarted, Samples, Step
 from cifartui.core.loader import BatchLoader
 from cifartui.core.model import build_model, load_exact_weights
 from cifartui.errors import UserError
-from cifartui.store import STOP_FILE, StopRequest
+from cifartui.record.control import STOP_FILE, StopRequest
 
 Sink = Callable[[Event], None]
 # Fine-tuning from trained weights wants a learning rate 10-100x below training from scratch.
@@ -374,7 +374,7 @@ class Trainer:
         """The stop flag (signals, the app) or a stop request file in the run folder (anyone, any host).
         Under torchrun rank 0 reads the file and the collective tells the others."""
         if check_file and not self.stop.is_set() and self.stop_file is not None and self.stop_file.exists():
-            from cifartui.store import read_stop_request
+            from cifartui.record.control import read_stop_request
 
             by = read_stop_request(self.run_dir).get("by") or "another process"
             self.log("warning", f"stop requested by {by}: stopping after this step, saving last.pt")

@@ -3,7 +3,7 @@
 Training runs in a thread worker that calls :func:`cifartui.session.train` with a
 :class:`~cifartui.tui.bridge.TrainingBridge` sink; torch is imported on that thread only, so the
 first frame appears before torch is loaded. Runs written by other processes are followed by polling
-an :class:`~cifartui.store.EventFollower`.
+an :class:`~cifartui.record.store.EventFollower`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,8 @@ from textual.app import App
 from textual.binding import Binding
 
 from cifartui.errors import UserError
-from cifartui.store import EventFollower, StopRequest, StoreError, list_runs, read_run, resolve_run
+from cifartui.record.control import StopRequest
+from cifartui.record.store import EventFollower, StoreError, list_runs, read_run, resolve_run
 from cifartui.tui.bridge import EventsReady, TrainingBridge
 from cifartui.tui.rundata import APP_DONE, APP_ERROR, APP_RUN_DIR, APP_STATUS, RunData
 
@@ -324,12 +325,12 @@ class CifarApp(App):
         bridge = live.bridge
         try:
             from cifartui import session  # torch and timm load in here, off the UI thread
-            from cifartui.store import RunStore
+            from cifartui.record.store import RunStore
 
             if live.resume_dir is not None:
                 store = RunStore.open(live.resume_dir)
             else:
-                from cifartui.core.preflight import preflight
+                from cifartui.preflight import preflight
 
                 preflight(live.cfg)
                 store = session.create_run(live.cfg)
@@ -341,7 +342,7 @@ class CifarApp(App):
             user = isinstance(exc, UserError)
             message = str(exc) if user else f"{type(exc).__name__}: {exc}"
             if self.leaving is not None and live.run_dir is not None:  # no app to show it: the run's log keeps it
-                from cifartui.store import append_train_log
+                from cifartui.record.control import append_train_log
 
                 append_train_log(live.run_dir, message if user else traceback.format_exc())
             bridge.push({"type": APP_ERROR, "message": message, "user_error": user,
@@ -399,6 +400,17 @@ class CifarApp(App):
             note = f"worker pid {pid} trains them in the background (log: {queue.queue_dir(self.root) / queue.WORKER_LOG})"
         self.notify(f"queued {len(entries)} run{'s' if len(entries) > 1 else ''}: {note}", timeout=8)
         return len(entries)
+
+    # Screens open each other through these (import-linter keeps screens from importing one another).
+    def show_compare(self, run_dirs: list[Path]) -> None:
+        from cifartui.tui.screens.compare import CompareScreen
+
+        self.push_screen(CompareScreen(run_dirs))
+
+    def show_drilldown(self, run_dir: Path, evaluation, arrays, names: list[str], true: int, pred: int) -> None:
+        from cifartui.tui.screens.drilldown import DrilldownScreen
+
+        self.push_screen(DrilldownScreen(run_dir, evaluation, arrays, names, true, pred))
 
     def show_sweep(self, sweep: str) -> None:
         from cifartui.tui.screens.sweep import SweepScreen

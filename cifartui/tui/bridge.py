@@ -18,7 +18,7 @@ from typing import Any, Callable
 
 from textual.message import Message
 
-from cifartui.core.events import Event, RunStarted, Step
+from cifartui.record.events import Event, RunStarted, Step
 
 QUIET = frozenset({"step"})  # events that wait for the UI's heartbeat instead of waking it
 

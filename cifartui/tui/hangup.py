@@ -21,7 +21,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cifartui.store import CONFIG_FILE, TRAIN_LOG, append_train_log, read_run
+from cifartui.record.control import TRAIN_LOG, append_train_log
+from cifartui.record.store import CONFIG_FILE, read_run
 
 if TYPE_CHECKING:
     from cifartui.tui.app import CifarApp, LiveTraining

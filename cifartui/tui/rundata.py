@@ -1,7 +1,7 @@
 """What the screens know about one run, rebuilt from its events (live, followed or finished).
 
 Pure Python + numpy: the same object is fed by the in-process training bridge and by an
-:class:`~cifartui.store.EventFollower` polling a run another process is writing.
+:class:`~cifartui.record.store.EventFollower` polling a run another process is writing.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from cifartui.core.events import END_STATUSES
+from cifartui.record.events import END_STATUSES
 
 # Pseudo-events the app adds to the stream of a run it trains itself (never written to disk).
 APP_STATUS = "app_status"  # {"message": ...}: a phase before the trainer speaks (importing torch ...)

@@ -100,7 +100,7 @@ async def test_quit_while_training_asks_stops_and_exits_then_resume(tmp_path, ti
         assert live.data.started.get("resumed_from_epoch") == stopped_in
         assert [e["epoch"] for e in live.data.epochs][-1] == stopped_in
         assert any("Resumed from" in e["message"] for e in live.data.logs)
-    from cifartui.store import list_runs
+    from cifartui.record.store import list_runs
 
     assert [(r.id, r.status) for r in list_runs(tmp_path / "runs")] == [(run_dir.name, "completed")]
 
@@ -109,9 +109,9 @@ def _fake_trainer(monkeypatch, behaviour):
     """session.train replaced by ``behaviour(cfg, store, sinks, stop)``; preflight (torch) skipped."""
     import cifartui.session as session
 
-    fake = type(sys)("cifartui.core.preflight")
+    fake = type(sys)("cifartui.preflight")
     fake.preflight = lambda cfg: None
-    monkeypatch.setitem(sys.modules, "cifartui.core.preflight", fake)
+    monkeypatch.setitem(sys.modules, "cifartui.preflight", fake)
 
     def train(cfg, store, sinks=(), stop=None, resume_dir=None):
         emit = lambda e: [sink(e) for sink in [store, *sinks]]  # noqa: E731
@@ -124,14 +124,14 @@ def _fake_trainer(monkeypatch, behaviour):
 
 
 def _started(store):
-    from cifartui.core.events import RunStarted
+    from cifartui.record.events import RunStarted
 
     return RunStarted(run_id=store.id, name="fake", device="cpu", num_classes=2, class_names=["a", "b"],
                       epochs=1, steps_per_epoch=10_000, train_size=1, val_size=1, test_size=1)
 
 
 async def test_stop_key_and_keep_training(tmp_path, tiny_config, monkeypatch):
-    from cifartui.core.events import RunEnded, Step
+    from cifartui.record.events import RunEnded, Step
 
     import threading
 
@@ -173,7 +173,7 @@ async def test_stop_key_and_keep_training(tmp_path, tiny_config, monkeypatch):
 async def test_a_dataset_download_shows_its_progress_in_the_app(tmp_path, tiny_config, monkeypatch):
     import threading
 
-    from cifartui.core.events import Log, RunEnded
+    from cifartui.record.events import Log, RunEnded
     from cifartui.tui.widgets.run_panels import TrainProgress
 
     at_40, go_on = threading.Event(), threading.Event()
@@ -204,7 +204,7 @@ async def test_a_dataset_download_shows_its_progress_in_the_app(tmp_path, tiny_c
 
 
 async def test_a_crash_in_training_shows_in_the_app(tmp_path, tiny_config, monkeypatch):
-    from cifartui.core.events import RunEnded
+    from cifartui.record.events import RunEnded
 
     def exploding(cfg, store, emit, stop):
         emit(_started(store))
@@ -224,7 +224,7 @@ async def test_a_crash_in_training_shows_in_the_app(tmp_path, tiny_config, monke
         assert any("boom" in n.message for n in app._notifications)
         assert any("Traceback" in e["message"] or "RuntimeError" in e["message"] for e in live.data.logs)
         assert not app.training  # a new run may start
-    from cifartui.store import list_runs
+    from cifartui.record.store import list_runs
 
     assert [r.status for r in list_runs(tmp_path / "runs")] == ["failed"]
 

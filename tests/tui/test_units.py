@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from cifartui.config import Config
-from cifartui.core.events import EpochEnd, Log, RunStarted, Step
-from cifartui.store import EventFollower
+from cifartui.record.events import EpochEnd, Log, RunStarted, Step
+from cifartui.record.store import EventFollower
 from cifartui.tui.bridge import EventsReady, TrainingBridge
 from cifartui.tui.rundata import RunData, downsample
 from cifartui.tui.widgets.config_form import FieldError, parse_text, schema_fields

@@ -15,8 +15,8 @@ import numpy as np
 
 from cifartui.classes import CIFAR100_SUPERCLASSES
 from cifartui.config import Config
-from cifartui.core.events import Checkpoint, EpochEnd, Evaluation, Log, RunEnded, RunStarted, Samples, Step
-from cifartui.store import RunStore
+from cifartui.record.events import Checkpoint, EpochEnd, Evaluation, Log, RunEnded, RunStarted, Samples, Step
+from cifartui.record.store import RunStore
 
 T0 = 1_750_000_000.0
 CIFAR100_NAMES = sorted(n for group in CIFAR100_SUPERCLASSES.values() for n in group)  # official order = alphabetical

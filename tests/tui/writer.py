@@ -11,8 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from cifartui.core.events import EpochEnd, Log, RunEnded, RunStarted, Step
-from cifartui.store import RunStore
+from cifartui.record.events import EpochEnd, Log, RunEnded, RunStarted, Step
+from cifartui.record.store import RunStore
 
 
 def main(root: str, run_id: str) -> None:

@@ -14,7 +14,7 @@ from textual.widgets import Footer, Static
 
 from cifartui import config as config_mod
 from cifartui.config import ConfigError
-from cifartui.store import EventFollower, read_run
+from cifartui.record.store import EventFollower, read_run
 from cifartui.tui.formatting import STATUS_STYLE, fmt_value, pct
 from cifartui.tui.rundata import RunData
 from cifartui.tui.widgets.config_form import get_dotted

@@ -16,11 +16,10 @@ from textual.widgets import Footer, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
 from cifartui.classes import CIFAR100_SUPERCLASSES, SUPERCLASS_OF, superclass_order
-from cifartui.core import metrics
-from cifartui.store import StoreError, load_evaluation
+from cifartui.record import metrics
+from cifartui.record.store import StoreError, load_evaluation
 from cifartui.tui.formatting import pct, short
 from cifartui.tui.rundata import RunData
-from cifartui.tui.screens.drilldown import DrilldownScreen
 from cifartui.tui.widgets.confusion_matrix import ConfusionMatrix
 
 if TYPE_CHECKING:
@@ -152,7 +151,7 @@ class ConfusionScreen(Screen):
         n = self.arrays["confusion"].shape[0] if self.arrays is not None else 0
         names = self._data.class_names if self._data is not None else []
         if not names and self._data is not None and self._data.run_dir is not None:
-            from cifartui.store import load_classes
+            from cifartui.record.store import load_classes
 
             names = load_classes(self._data.run_dir)
         return [names[i] if i < len(names) else str(i) for i in range(n)]
@@ -274,7 +273,7 @@ class ConfusionScreen(Screen):
         data, ev = self._data, self._current_eval()
         if data is None or ev is None or self.arrays is None or data.run_dir is None:
             return
-        self.app.push_screen(DrilldownScreen(data.run_dir, ev, self.arrays, self._names(), true, pred))
+        self.cifar.show_drilldown(data.run_dir, ev, self.arrays, self._names(), true, pred)
 
     # -- actions ----------------------------------------------------------------------------------------
     def action_toggle_normalise(self) -> None:

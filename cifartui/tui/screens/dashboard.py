@@ -209,7 +209,7 @@ class DashboardScreen(Screen):
     def _confirm_remote_stop(self, data: RunData) -> None:
         """A run another process trains (headless, detached, a queue worker, torchrun, another host): ask it to
         stop through a file in its folder, which its trainer reads at each log interval."""
-        from cifartui.store import request_stop
+        from cifartui.record.control import request_stop
         from cifartui.tui.screens.dialogs import ConfirmScreen
 
         st = data.started or {}

@@ -15,7 +15,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
-from cifartui.store import load_samples
+from cifartui.record.store import load_samples
 from cifartui.tui.formatting import pct
 from cifartui.tui.widgets.thumbnails import HalfBlockImage, ThumbGrid
 

@@ -12,9 +12,8 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
-from cifartui.store import RunSummary, list_runs
+from cifartui.record.store import RunSummary, list_runs
 from cifartui.tui.formatting import STATUS_STYLE, fmt_value, pct
-from cifartui.tui.screens.compare import CompareScreen
 
 if TYPE_CHECKING:
     from cifartui.tui.app import CifarApp
@@ -251,7 +250,7 @@ class RunsScreen(Screen):
         if len(chosen) < 2:
             self.notify("mark 2 to 4 runs with space, then press m", severity="warning")
             return
-        self.app.push_screen(CompareScreen([Path(r.path) for r in chosen]))
+        self.cifar.show_compare([Path(r.path) for r in chosen])
 
     def action_sweep(self) -> None:
         r = self._highlighted()

@@ -12,15 +12,15 @@ import json
 import os
 import re
 import socket
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from cifartui.errors import UserError
-from cifartui.core.atomic import atomic_write, atomic_write_text
-from cifartui.core.events import END_STATUSES, EpochEnd, Evaluation, Event, RunEnded, RunStarted, Samples
+from cifartui.record.atomic import atomic_write, atomic_write_text
+from cifartui.record.control import pid_alive
+from cifartui.record.events import END_STATUSES, EpochEnd, Evaluation, Event, RunEnded, RunStarted, Samples
 
 if TYPE_CHECKING:  # numpy loads where arrays are read or written, not for listing runs or the app's start
     import numpy as np
@@ -30,12 +30,6 @@ SUMMARY_FILE = "summary.json"
 CONFIG_FILE = "config.yaml"
 CLASSES_FILE = "classes.json"
 EVAL_DIR = "eval"
-# A stop request from anyone (the app, another SSH session, another host on a shared filesystem): the trainer
-# looks for this file at each log interval, so it works for detached runs, queue workers and torchrun jobs alike,
-# where a signal to a local pid would not reach.
-STOP_FILE = "stop.request"
-# Everything a run prints once no terminal watches it (a detached hand-off, an app whose terminal hung up).
-TRAIN_LOG = "train.log"
 # A run on another host whose events stopped growing this long ago is taken as crashed.
 STALE_SECONDS = 3600.0
 _NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,79}$")
@@ -187,47 +181,6 @@ class RunStore:
             self._events = None
 
 
-class StopRequest(threading.Event):
-    """The stop flag handed to the trainer, with the reason its ``run_ended`` event will give."""
-
-    reason = ""
-
-    def request(self, reason: str = "") -> None:
-        self.reason = reason or self.reason
-        self.set()
-
-
-def request_stop(run_path: str | os.PathLike, by: str = "") -> Path:
-    """Ask the process training ``run_path`` to stop after its current step (it saves last.pt, ends stopped)."""
-    path = Path(run_path) / STOP_FILE
-    who = by or f"{socket.gethostname()} pid {os.getpid()}"
-    atomic_write_text(path, json.dumps({"time": time.time(), "by": who}))
-    return path
-
-
-def stop_requested(run_path: str | os.PathLike) -> bool:
-    return (Path(run_path) / STOP_FILE).exists()
-
-
-def append_train_log(run_path: str | os.PathLike, text: str) -> None:
-    """A line for the run's console log (what no terminal showed); never raises."""
-    try:
-        with open(Path(run_path) / TRAIN_LOG, "a", encoding="utf-8") as f:
-            f.write(time.strftime("%Y-%m-%d %H:%M:%S ") + text.rstrip("\n") + "\n")
-    except OSError:
-        pass
-
-
-def read_stop_request(run_path: str | os.PathLike) -> dict[str, Any]:
-    data = _read_json(Path(run_path) / STOP_FILE)
-    return data if isinstance(data, dict) else {}
-
-
-def clear_stop_request(run_path: str | os.PathLike) -> None:
-    """A request is for the writer that was running when it was made: a resume starts without it."""
-    (Path(run_path) / STOP_FILE).unlink(missing_ok=True)
-
-
 # -- reading ----------------------------------------------------------------------------------------
 def _read_json(path: Path) -> Any:
     try:
@@ -299,22 +252,12 @@ class RunSummary:
         return d
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _live_status(s: dict[str, Any], events_mtime: float | None) -> str:
     """``running`` only while the writer is alive: a dead pid on this host, or silence for
     STALE_SECONDS elsewhere, means the run crashed (never shown "running" forever)."""
     pid, host = s.get("pid"), s.get("host")
     if pid and host == socket.gethostname():
-        return "running" if _pid_alive(int(pid)) else "crashed"
+        return "running" if pid_alive(int(pid)) else "crashed"
     last = events_mtime or s.get("updated") or 0
     return "running" if time.time() - last < STALE_SECONDS else "crashed"
 
@@ -398,6 +341,19 @@ def resolve_run(ref: str | os.PathLike, root: str | os.PathLike = "runs") -> Pat
         f"run {str(ref)!r} not found under {str(root)!r}.\n"
         "  `cifartui runs --root DIR` lists the runs; pass a run folder path or its id."
     )
+
+
+def read_config_data(run_path: str | os.PathLike) -> dict[str, Any]:
+    """The run's config.yaml as plain data ({} when missing or unreadable): for readers that must not fail on
+    a config an older or newer schema would refuse."""
+    import yaml
+
+    try:
+        text = (Path(run_path) / CONFIG_FILE).read_text(encoding="utf-8")
+        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    except (OSError, ValueError, yaml.YAMLError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def load_config_text(run_path: str | os.PathLike) -> str:

@@ -9,7 +9,7 @@ from cifartui.config import Config
 from cifartui.core.data import DataError
 from cifartui.core.engine import resolve_device
 from cifartui.core.model import resolve_name
-from cifartui.store import StoreError
+from cifartui.record.store import StoreError
 
 
 def preflight(cfg: Config) -> None:
@@ -23,9 +23,9 @@ def preflight(cfg: Config) -> None:
     if cfg.data.source == "imagefolder":
         _check_image_folder(Path(cfg.data.root).expanduser())
     if cfg.data.source in ("cifar10", "cifar100") and not cfg.data.download:
-        from cifartui.core.data import _cifar_meta
+        from cifartui.core.data import cifar_meta
 
-        ds, root = _cifar_meta(cfg.data.source), Path(cfg.data.root).expanduser()
+        ds, root = cifar_meta(cfg.data.source), Path(cfg.data.root).expanduser()
         if not (root / ds.base_folder).is_dir() and not (root / ds.filename).exists():
             raise DataError(f"data.root: no {cfg.data.source} files in {str(root)!r} (looked for {ds.base_folder}/ and "
                             f"{ds.filename}).\n  Set data.download=true, or point data.root at a folder holding them.")

@@ -1,0 +1,79 @@
+"""How other processes talk to the process training a run, through files in its folder (no pid, no signal,
+so it works across hosts on a shared filesystem and under torchrun):
+
+- ``stop.request``: "stop after your current step". The trainer looks for it at every log interval, saves
+  ``last.pt`` and ends ``stopped``; written by ``x`` in the app, a queue, or ``touch RUN/stop.request``.
+- ``train.log``: the run's own console log, what it said when no terminal watched it.
+
+Torch-free and tiny: the trainer (core) imports it, and so do the app and the store.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from cifartui.record.atomic import atomic_write_text
+
+STOP_FILE = "stop.request"
+TRAIN_LOG = "train.log"
+
+
+class StopRequest(threading.Event):
+    """The stop flag handed to the trainer, with the reason its ``run_ended`` event will give."""
+
+    reason = ""
+
+    def request(self, reason: str = "") -> None:
+        self.reason = reason or self.reason
+        self.set()
+
+
+def request_stop(run_path: str | os.PathLike, by: str = "") -> Path:
+    """Ask the process training ``run_path`` to stop after its current step (it saves last.pt, ends stopped)."""
+    path = Path(run_path) / STOP_FILE
+    who = by or f"{socket.gethostname()} pid {os.getpid()}"
+    atomic_write_text(path, json.dumps({"time": time.time(), "by": who}))
+    return path
+
+
+def stop_requested(run_path: str | os.PathLike) -> bool:
+    return (Path(run_path) / STOP_FILE).exists()
+
+
+def append_train_log(run_path: str | os.PathLike, text: str) -> None:
+    """A line for the run's console log (what no terminal showed); never raises."""
+    try:
+        with open(Path(run_path) / TRAIN_LOG, "a", encoding="utf-8") as f:
+            f.write(time.strftime("%Y-%m-%d %H:%M:%S ") + text.rstrip("\n") + "\n")
+    except OSError:
+        pass
+
+
+def read_stop_request(run_path: str | os.PathLike) -> dict[str, Any]:
+    try:
+        data = json.loads((Path(run_path) / STOP_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}  # an empty file (``touch``) is a request too
+    return data if isinstance(data, dict) else {}
+
+
+def clear_stop_request(run_path: str | os.PathLike) -> None:
+    """A request is for the writer that was running when it was made: a resume starts without it."""
+    (Path(run_path) / STOP_FILE).unlink(missing_ok=True)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process of this host still exists (a writer, a queue worker)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's: alive
+        return True
+    return True
