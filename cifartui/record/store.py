@@ -13,13 +13,14 @@ import os
 import re
 import socket
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from cifartui.errors import UserError
 from cifartui.record.atomic import atomic_write, atomic_write_text
 from cifartui.record.control import pid_alive
+from cifartui.record.read_model import RunRecord
 from cifartui.record.events import END_STATUSES, EpochEnd, Evaluation, Event, RunEnded, RunStarted, Samples
 
 if TYPE_CHECKING:  # numpy loads where arrays are read or written, not for listing runs or the app's start
@@ -63,7 +64,8 @@ class RunStore:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self.id = self.path.name
-        self._summary: dict[str, Any] = {}
+        # the read model, folded as events are written: summary.json is its summary (one fold for every reader)
+        self.record = RunRecord(self.path)
         self._events = None
 
     # -- creation ---------------------------------------------------------------------------------
@@ -100,8 +102,9 @@ class RunStore:
     def open(cls, path: str | os.PathLike) -> "RunStore":
         """Reopen an existing run for appending (resume)."""
         store = cls(path)
-        store._summary = _read_json(store.path / SUMMARY_FILE) or {}
         store._repair_after_crash()
+        events, _ = read_events(store.path / EVENTS_FILE)  # the history this resume continues
+        store.record.apply_all(events)
         return store
 
     def _repair_after_crash(self) -> None:
@@ -147,33 +150,19 @@ class RunStore:
         # One write call per whole line, then flush: a reader sees whole lines or a tail to skip.
         self._events.write(line)
         self._events.flush()
-        if not isinstance(event, (EpochEnd, RunEnded, RunStarted, Evaluation)):
-            return
-        os.fsync(self._events.fileno())
+        if isinstance(event, (EpochEnd, RunEnded, RunStarted, Evaluation)):
+            os.fsync(self._events.fileno())
         self._update_summary(event)
 
     def _update_summary(self, event: Event) -> None:
-        s = self._summary
-        if isinstance(event, RunStarted):
-            s.update(
-                id=self.id, name=event.name, model=event.model, dataset=event.dataset,
-                epochs=event.epochs, world_size=event.world_size, device=event.device,
-                num_classes=event.num_classes, started=s.get("started", event.time),
-                pid=event.pid, host=event.host, status="running",
-            )
-            s.setdefault("epochs_done", 0)
-        elif isinstance(event, EpochEnd):
-            s["epochs_done"] = event.epoch
-            s["last_val_acc"] = event.val_acc
-            s["last_train_acc"] = event.train_acc
-            if event.is_best or s.get("best_val_acc") is None or event.val_acc > s["best_val_acc"]:
-                s["best_val_acc"], s["best_epoch"] = event.val_acc, event.epoch
-        elif isinstance(event, Evaluation) and event.split == "test":
-            s["test_acc"], s["test_top5"] = event.top1, event.top5
-        elif isinstance(event, RunEnded):
-            s.update(status=event.status, reason=event.reason, ended=event.time)
-        s["updated"] = time.time()
-        atomic_write_text(self.path / SUMMARY_FILE, json.dumps(s, default=_json_default))
+        if isinstance(event, (Evaluation, Samples)):
+            event = replace(event, arrays=None)  # the record keeps figures, never the arrays (memory)
+        self.record.apply(event)
+        if not isinstance(event, (EpochEnd, RunEnded, RunStarted, Evaluation)):
+            return
+        summary = self.record.summary()
+        summary.update(id=self.id, updated=time.time())
+        atomic_write_text(self.path / SUMMARY_FILE, json.dumps(summary, default=_json_default))
 
     def close(self) -> None:
         if self._events is not None:
@@ -262,33 +251,11 @@ def _live_status(s: dict[str, Any], events_mtime: float | None) -> str:
     return "running" if time.time() - last < STALE_SECONDS else "crashed"
 
 
-def _summary_from_events(run_path: Path) -> dict[str, Any]:
-    """Rebuild summary.json's content from events (runs written before it existed, or a lost file)."""
-    s: dict[str, Any] = {}
-    events, _ = read_events(run_path / EVENTS_FILE)
-    for e in events:
-        t = e.get("type")
-        if t == "run_started":
-            for k in ("name", "model", "dataset", "epochs", "world_size", "pid", "host", "device"):
-                s[k] = e.get(k)
-            s.setdefault("started", e.get("time"))
-            s["status"] = "running"
-        elif t == "epoch":
-            s["epochs_done"] = e.get("epoch", 0)
-            if s.get("best_val_acc") is None or (e.get("val_acc") or 0) > s["best_val_acc"]:
-                s["best_val_acc"], s["best_epoch"] = e.get("val_acc"), e.get("epoch")
-        elif t == "evaluation" and e.get("split") == "test":
-            s["test_acc"] = e.get("top1")
-        elif t == "run_ended":
-            s["status"], s["reason"] = e.get("status"), e.get("reason", "")
-    return s
-
-
 def read_run(run_path: str | os.PathLike) -> RunSummary:
     path = Path(run_path)
     s = _read_json(path / SUMMARY_FILE)
     if not isinstance(s, dict):
-        s = _summary_from_events(path)
+        s = RunRecord.read(path).summary()  # runs written before summary.json existed, or a lost file
     try:
         mtime = (path / EVENTS_FILE).stat().st_mtime
     except OSError:
