@@ -23,6 +23,7 @@ BENCHMARKS: dict[str, tuple[str, str, str]] = {
     "curve_redraw": ("bench.runs", "run_curve_redraw", "100,000-point curve redrawn; budget 50 ms"),
     "ui_overhead": ("bench.ui", "run_ui_overhead", "training img/s with the dashboard live vs headless"),
     "first_frame": ("bench.ui", "run_first_frame", "app's first frame vs `python -c 'import torch'`"),
+    "first_frame_bare": ("bench.ui", "run_first_frame_bare", "app's first frame vs a bare Textual app's (Static + Footer)"),
     "confusion_nav": ("bench.ui", "run_confusion_nav", "100x100 matrix, keypress to updated screen; budget 16 ms"),
 }
 
