@@ -102,6 +102,8 @@ class HeadlessReporter:
             self._print(prefix + event.message, style)
         elif isinstance(event, RunEnded):
             self.close()
+            if event.status == "failed":  # the exception behind it is printed once, by whoever caught it
+                return  # (the CLI: "error: ..." and exit code 1 or 2; the app: on screen and in train.log)
             style = "green" if event.status in ("completed", "early_stopped") else "red"
             self._print(f"run {event.status}: {event.reason}", style)
 
@@ -126,6 +128,11 @@ class RunLog(HeadlessReporter):
 
     def _prefix(self) -> str:
         return time.strftime("%Y-%m-%d %H:%M:%S ")
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, RunEnded) and event.status == "failed" and not self.dead:
+            self._print(f"run failed: {event.reason}")  # the log is read alone: it says why, unlike a terminal
+        super().__call__(event)
 
     def finish(self) -> None:
         """Training is over (by any path): close the file; later events are not written."""

@@ -156,3 +156,17 @@ def test_non_finite_loss_fails_at_its_step_and_keeps_the_last_good_checkpoint(tm
     state = ckpt.load(run_dir / "last.pt")
     assert state["epoch"] == 2 and state["step"] == 0
     assert all(torch.isfinite(v).all() for v in state["model"].values() if v.is_floating_point())
+
+
+def test_a_run_that_fails_at_set_up_says_so_once(runs_root, capsys):
+    """Offline, pretrained weights cannot be fetched: one message on the terminal; the run's own log says why."""
+    code = main(["--headless", "train", "configs/demo.yaml", "--set", "model.name=resnet18", "--set", "model.pretrained=true",
+                 *[a for item in tiny_overrides(runs_root) if not item.startswith("model.name=")
+                   for a in ("--set", item)]])
+    out, err = capsys.readouterr()
+    assert code == 2
+    terminal = out + err
+    assert terminal.count("could not fetch the weights of resnet18") == 1, terminal
+    assert "run failed" not in terminal
+    (run,) = [p for p in runs_root.iterdir() if p.is_dir()]
+    assert "run failed: " in (run / "train.log").read_text()
