@@ -60,6 +60,7 @@ class TrainConfig(_Section):
     eval_batch_size: int | None = Field(None, ge=1, le=65536)
     lr: float = Field(1e-3, gt=0.0, le=10.0)
     weight_decay: float = Field(0.0, ge=0.0, le=1.0)
+    decay_norm_and_bias: bool = False  # weight decay on norm layers and biases too (off: timm create_optimizer_v2 skips them)
     optimizer: Literal["adam", "adamw", "sgd"] = "adamw"
     momentum: float = Field(0.9, ge=0.0, lt=1.0)
     scheduler: Literal["cosine", "step", "onecycle", "none"] = "cosine"

@@ -2,7 +2,7 @@
 
 ``best.pt``: ``{"state_dict": ..., "arch", "num_classes", "class_names", "epoch", "val_acc"}`` -- the
 ``state_dict`` key makes ``timm.create_model(name, num_classes=N, checkpoint_path="best.pt")`` work.
-``last.pt``: the full resume state (model, optimizer, scheduler, scaler, position, RNGs, config).
+``last.pt``: the full resume state (model, optimizer, scaler, position, RNGs, config; the lr is a function of the position).
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from typing import Callable, Iterable
 import numpy as np
 import torch
 import torch.nn.functional as F
+from timm.optim import create_optimizer_v2
 
 from cifartui.config import Config
 from cifartui.core import checkpoint as ckpt
@@ -83,6 +84,23 @@ def lr_factor(step: int, total: int, warmup: int, kind: str, steps_per_epoch: in
             return 1 / 25 + (1 - 1 / 25) * 0.5 * (1 - math.cos(math.pi * t / 0.3))
         return 1e-4 + (1 - 1e-4) * 0.5 * (1 + math.cos(math.pi * (t - 0.3) / 0.7))
     return 1.0
+
+
+class StepSchedule:
+    """The lr as a pure function of the global optimizer step: ``base x factor(step)``. No state to save:
+    a resume sets the step from its (epoch, step) position. Same values as torch's ``LambdaLR`` over
+    ``factor``, whose lr after k ``step()`` calls (the lr optimizer step k uses) is ``base x factor(k)``."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, base_lr: float, factor: Callable[[int], float]):
+        self.optimizer, self.factor = optimizer, factor
+        self.base_lrs = [base_lr] * len(optimizer.param_groups)  # timm's groups (decay / no decay) share it
+        self.at(0)
+
+    def at(self, step: int) -> None:
+        """Set every param group's lr for global optimizer step ``step`` (0-based)."""
+        self.step = step
+        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
+            group["lr"] = base * self.factor(step)
 
 
 @dataclass
@@ -209,18 +227,17 @@ class Trainer:
         self.val_loader = BatchLoader(on(data.val_x), on(data.val_y), eval_bs, **common)
         self.test_loader = BatchLoader(on(data.test_x), on(data.test_y), eval_bs, **common)
 
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        fused = {"fused": True} if self.device.type == "cuda" else {}
-        if t.optimizer == "sgd":
-            self.optimizer = torch.optim.SGD(params, lr=lr, momentum=t.momentum, weight_decay=t.weight_decay, nesterov=t.momentum > 0, **fused)
-        elif t.optimizer == "adam":
-            self.optimizer = torch.optim.Adam(params, lr=lr, weight_decay=t.weight_decay, **fused)
-        else:
-            self.optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=t.weight_decay, **fused)
+        # timm's factory on the unwrapped model: without decay_norm_and_bias, biases, norm weights (all 1-d
+        # params) and the model's no_weight_decay() names go to a param group with weight_decay 0.
+        # timm's "sgd" is Nesterov SGD (which needs momentum > 0), "momentum" plain SGD; extra kwargs reach torch.
+        opt = "momentum" if t.optimizer == "sgd" and t.momentum == 0 else t.optimizer
+        self.optimizer = create_optimizer_v2(
+            self.model, opt=opt, lr=lr, weight_decay=t.weight_decay, momentum=t.momentum,
+            filter_bias_and_bn=not t.decay_norm_and_bias, **({"fused": True} if self.device.type == "cuda" else {}))
+        self.base_lr = lr
         steps = len(self.train_loader)
         total, warmup = t.epochs * steps, int(t.warmup_epochs * steps)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: lr_factor(s, total, warmup, t.scheduler, steps))
+        self.scheduler = StepSchedule(self.optimizer, lr, lambda s: lr_factor(s, total, warmup, t.scheduler, steps))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
         self.criterion = torch.nn.CrossEntropyLoss(label_smoothing=t.label_smoothing)
 
@@ -246,8 +263,7 @@ class Trainer:
         if self.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state(self.device)
         return {
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "scaler": self.scaler.state_dict(),
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
             "epoch": epoch, "step": step, "accum": dict(self.accum),
             "best_val_acc": self.best_val_acc, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
             "rng": rng, "config": self.cfg.to_yaml(), "class_names": self.data.class_names,
@@ -285,10 +301,15 @@ class Trainer:
                 "train.early_stop_patience, device and output.* may change), or start a new run with model.checkpoint."
             )
         load_exact_weights(self.model, state["model"], str(path), "--resume", {"arch": state.get("arch")})
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        self.scaler.load_state_dict(state["scaler"])
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+        except ValueError as exc:  # e.g. one param group from before weight decay skipped norm layers and biases
+            raise SetupError(f"--resume: the optimizer state in {path} does not fit this optimizer ({exc}); it was "
+                             "probably written by an older cifartui. Start a new run from its weights with "
+                             "model.checkpoint.") from exc
+        self.scaler.load_state_dict(state["scaler"])  # an old last.pt's "scheduler" entry is not needed: see StepSchedule
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        self.scheduler.at((self.epoch - 1) * len(self.train_loader) + self.step)
         self.accum = dict(state["accum"])
         self.best_val_acc, self.best_epoch = float(state["best_val_acc"]), int(state["best_epoch"])
         self.bad_epochs = int(state["bad_epochs"])
@@ -317,14 +338,9 @@ class Trainer:
         world, steps = self.dist.world_size, len(self.train_loader)
         old_step = self.step
         self.step = min(steps, self.step * saved_world // world)
-        sched = self.scheduler
-        sched.last_epoch = (self.epoch - 1) * steps + self.step  # the schedule counts steps of this world size
-        if self.cfg.train.scale_lr:
-            sched.base_lrs = [b * world / saved_world for b in sched.base_lrs]
-        for group, base, fn in zip(self.optimizer.param_groups, sched.base_lrs, sched.lr_lambdas):
-            group["initial_lr"] = base
-            group["lr"] = base * fn(sched.last_epoch)
-        sched._last_lr = [g["lr"] for g in self.optimizer.param_groups]
+        # the base lr is already this world size's (setup: train.lr, x world_size with scale_lr), not the
+        # saved run's; the schedule counts steps of this world size
+        self.scheduler.at((self.epoch - 1) * steps + self.step)
         self.log("warning", f"--resume: last.pt was written by {saved_world} process(es), this run has {world}: "
                             f"global batch {self.cfg.train.batch_size * saved_world} -> {self.cfg.train.batch_size * world}"
                             + (f", epoch {self.epoch} step {old_step} -> step {self.step}" if old_step else ""))
@@ -389,6 +405,7 @@ class Trainer:
         loader.set_epoch(epoch)
         self.train_model.train()
         steps = len(loader)
+        first = (epoch - 1) * steps  # global optimizer step of this epoch's step 0: the lr schedule's argument
         loss_sum = torch.zeros((), device=dev, dtype=torch.float64)
         correct = torch.zeros((), device=dev, dtype=torch.int64)
         first_bad = torch.full((), -1, device=dev, dtype=torch.int64)
@@ -425,9 +442,9 @@ class Trainer:
             if t.grad_clip:
                 self.scaler.unscale_(self.optimizer)
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+            self.scheduler.at(first + step)
             self.scaler.step(self.optimizer)
             self.scaler.update()
-            self.scheduler.step()
             b = y.shape[0]
             loss_d = loss.detach()
             loss_sum += loss_d.double() * b
