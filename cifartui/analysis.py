@@ -56,8 +56,9 @@ import numpy as np
 
 from cifartui.classes import CIFAR100_SUPERCLASSES, SUPERCLASS_OF
 from cifartui.record import metrics
-from cifartui.record.store import (EVENTS_FILE, read_config_data, RunSummary, evaluations, is_run_dir, load_classes, read_events,
-                            read_run)
+from cifartui.record.events import Evaluation
+from cifartui.record.read_model import RunRecord
+from cifartui.record.store import RunSummary, is_run_dir, load_classes, read_config_data, read_run
 
 SEVERITIES = ("warning", "info", "good")  # the order findings are listed in
 OVERFIT_GAP = 0.10  # train - val accuracy at the last epoch
@@ -84,17 +85,14 @@ class Finding:
 
 @dataclass
 class RunData:
-    """A run read once: what findings and the report are computed from."""
+    """A run read once: what findings and the report are computed from. The events are folded by the one read
+    model (:class:`RunRecord`): epochs, evaluations, starts and the end are its typed views."""
 
     path: Path
     summary: RunSummary
-    events: list[dict[str, Any]]
-    epochs: list[dict[str, Any]]  # one per epoch number (the last record wins after a resume)
+    record: RunRecord
     config: dict[str, Any]
     class_names: list[str]
-    evaluations: list[dict[str, Any]]
-    started: dict[str, Any] | None
-    ended: dict[str, Any] | None
 
     def cfg(self, dotted: str, default: Any = None) -> Any:
         node: Any = self.config
@@ -110,29 +108,14 @@ class RunData:
 
 def load_run(run_dir: str | os.PathLike) -> RunData:
     path = Path(run_dir)
-    events, _ = read_events(path / EVENTS_FILE)
-    by_epoch: dict[int, dict[str, Any]] = {}
-    for e in events:
-        if e.get("type") == "epoch" and isinstance(e.get("epoch"), int):
-            by_epoch[e["epoch"]] = e
-    started = next((e for e in events if e.get("type") == "run_started"), None)
-    ended = next((e for e in reversed(events) if e.get("type") == "run_ended"), None)
-    names = load_classes(path) or list((started or {}).get("class_names") or [])
-    return RunData(path=path, summary=read_run(path), events=events, epochs=[by_epoch[k] for k in sorted(by_epoch)],
-                   config=read_config_data(path), class_names=names, evaluations=evaluations(events),
-                   started=started, ended=ended)
+    record = RunRecord.read(path)
+    return RunData(path=path, summary=read_run(path), record=record, config=read_config_data(path),
+                   class_names=load_classes(path) or record.class_names)
 
 
-def choose_evaluation(data: RunData, split: str | None = None) -> dict[str, Any] | None:
+def choose_evaluation(data: RunData, split: str | None = None) -> Evaluation | None:
     """The evaluation to analyse: the latest of ``split``; by default the latest test, else the latest val."""
-    evals = data.evaluations
-    if split is not None:
-        return next((e for e in reversed(evals) if e.get("split") == split), None)
-    for wanted in ("test", "val"):
-        found = next((e for e in reversed(evals) if e.get("split") == wanted), None)
-        if found is not None:
-            return found
-    return evals[-1] if evals else None
+    return data.record.evaluation(split)
 
 
 def load_confusion(run_dir: str | os.PathLike, file: str) -> np.ndarray | None:
@@ -184,8 +167,9 @@ def tolerance(p: float, n: int) -> float:
 # -- the rules ---------------------------------------------------------------------------------------
 def _status(data: RunData) -> list[Finding]:
     s = data.summary
-    done = len(data.epochs)
-    planned = (data.started or {}).get("epochs", data.cfg("train.epochs") or s.epochs)
+    done = len(data.record.epochs)
+    started = data.record.started
+    planned = started.epochs if started is not None else (data.cfg("train.epochs") or s.epochs)
     figures = {"status": s.status, "reason": s.reason, "epochs_done": done, "epochs": planned}
     if s.status == "failed":
         return [Finding("status", "warning", f"The run failed after {done} epoch(s): {s.reason or 'no reason recorded'}.", figures)]
@@ -202,30 +186,30 @@ def _status(data: RunData) -> list[Finding]:
 
 
 def _overfitting_and_gap(data: RunData) -> list[Finding]:
-    if not data.epochs:
+    epochs = data.record.epochs
+    if not epochs:
         return []
-    last = data.epochs[-1]
-    train, val = float(last["train_acc"]), float(last["val_acc"])
+    last = epochs[-1]
+    train, val = float(last.train_acc), float(last.val_acc)
     gap = train - val
     out = []
-    losses = [(float(e["val_loss"]), int(e["epoch"])) for e in data.epochs]
-    min_loss, min_epoch = min(losses)
-    figures = {"epoch": int(last["epoch"]), "train_acc": train, "val_acc": val, "gap": gap, "threshold": OVERFIT_GAP,
-               "min_val_loss": min_loss, "min_val_loss_epoch": min_epoch, "last_val_loss": float(last["val_loss"])}
+    min_loss, min_epoch = min((float(e.val_loss), e.epoch) for e in epochs)
+    figures = {"epoch": last.epoch, "train_acc": train, "val_acc": val, "gap": gap, "threshold": OVERFIT_GAP,
+               "min_val_loss": min_loss, "min_val_loss_epoch": min_epoch, "last_val_loss": float(last.val_loss)}
     if gap >= OVERFIT_GAP:
         text = (f"Overfitting: train accuracy {pct(train)} against validation {pct(val)} at the last epoch "
-                f"({last['epoch']}), a gap of {points(gap)} (threshold {100 * OVERFIT_GAP:.0f}).")
-        if min_epoch < int(last["epoch"]) and float(last["val_loss"]) > min_loss:
+                f"({last.epoch}), a gap of {points(gap)} (threshold {100 * OVERFIT_GAP:.0f}).")
+        if min_epoch < last.epoch and float(last.val_loss) > min_loss:
             text += (f" Validation loss bottomed at {min_loss:.3f} in epoch {min_epoch} and rose to "
-                     f"{float(last['val_loss']):.3f}.")
+                     f"{float(last.val_loss):.3f}.")
         text += " More augmentation, weight decay or label smoothing, or fewer epochs, would narrow it."
         out.append(Finding("overfitting", "warning", text, figures))
-    test = choose_evaluation(data, "test")
-    gap_fig = {"epoch": int(last["epoch"]), "train_acc": train, "val_acc": val, "train_val_gap": gap,
-               "test_acc": float(test["top1"]) if test else None, "test_epoch": test.get("epoch") if test else None}
-    text = f"Generalisation gap at epoch {last['epoch']}: train {pct(train)}, validation {pct(val)} ({points(gap)})"
+    test = data.record.test
+    gap_fig = {"epoch": last.epoch, "train_acc": train, "val_acc": val, "train_val_gap": gap,
+               "test_acc": float(test.top1) if test else None, "test_epoch": test.epoch if test else None}
+    text = f"Generalisation gap at epoch {last.epoch}: train {pct(train)}, validation {pct(val)} ({points(gap)})"
     if test is not None:
-        text += f"; test {pct(float(test['top1']))} with the weights of epoch {test.get('epoch')}"
+        text += f"; test {pct(float(test.top1))} with the weights of epoch {test.epoch}"
     out.append(Finding("generalisation_gap", "info", text + ".", gap_fig))
     return out
 
@@ -252,11 +236,13 @@ def _source_run_accuracy(data: RunData, checkpoint: str) -> tuple[float, str, in
 def _fine_tune_lr(data: RunData) -> list[Finding]:
     checkpoint = data.cfg("model.checkpoint")
     pretrained = data.cfg("model.pretrained")
-    if not (checkpoint or _truthy_pretrained(pretrained)) or not data.epochs or int(data.epochs[0]["epoch"]) != 1:
+    epochs = data.record.epochs
+    if not (checkpoint or _truthy_pretrained(pretrained)) or not epochs or epochs[0].epoch != 1:
         return []
     lr = data.cfg("train.lr")
-    n_val = int((data.started or {}).get("val_size") or 0)
-    first = float(data.epochs[0]["val_acc"])
+    started = data.record.started
+    n_val = int((started.val_size if started is not None else 0) or 0)
+    first = float(epochs[0].val_acc)
     source = f"model.checkpoint {checkpoint}" if checkpoint else f"pretrained weights ({pretrained})"
     advice = ""
     if isinstance(lr, (int, float)):
@@ -276,9 +262,9 @@ def _fine_tune_lr(data: RunData) -> list[Finding]:
                 f"{f', epoch {ref_epoch}' if ref_epoch else ''}), validation accuracy fell to {pct(first)} after the "
                 f"first epoch, a loss of {points(drop)} (more than the {points(tol)} noise allowance){advice}")
         return [Finding("lr_too_high_for_fine_tuning", "warning", text, figures)]
-    if len(data.epochs) < 2 or int(data.epochs[1]["epoch"]) != 2:
+    if len(epochs) < 2 or epochs[1].epoch != 2:
         return []
-    second = float(data.epochs[1]["val_acc"])
+    second = float(epochs[1].val_acc)
     tol = tolerance(first, n_val)
     drop = first - second
     if drop <= tol:
@@ -292,10 +278,8 @@ def _fine_tune_lr(data: RunData) -> list[Finding]:
 
 
 def _best_epoch(data: RunData) -> tuple[int, float] | None:
-    if not data.epochs:
-        return None
-    best = max(data.epochs, key=lambda e: (float(e["val_acc"]), -int(e["epoch"])))  # first of equals, like the trainer
-    return int(best["epoch"]), float(best["val_acc"])
+    best = data.record.best  # the first of equals, like the trainer
+    return None if best is None else (best.epoch, float(best.val_acc))
 
 
 def _early_stop_and_best(data: RunData) -> list[Finding]:
@@ -304,9 +288,12 @@ def _early_stop_and_best(data: RunData) -> list[Finding]:
     if best is None:
         return out
     best_epoch, best_acc = best
-    last = data.epochs[-1]
-    last_epoch, last_acc = int(last["epoch"]), float(last["val_acc"])
-    planned = int((data.started or {}).get("epochs") or data.cfg("train.epochs") or data.summary.epochs or last_epoch)
+    epochs = data.record.epochs
+    last = epochs[-1]
+    last_epoch, last_acc = last.epoch, float(last.val_acc)
+    started = data.record.started
+    planned = int((started.epochs if started is not None else 0) or data.cfg("train.epochs") or data.summary.epochs
+                  or last_epoch)
     if data.summary.status == "early_stopped":
         patience = data.cfg("train.early_stop_patience")
         figures = {"stopped_after_epoch": last_epoch, "epochs": planned, "patience": patience,
@@ -323,8 +310,8 @@ def _early_stop_and_best(data: RunData) -> list[Finding]:
                            f"Best validation accuracy {pct(best_acc)} at epoch {best_epoch}; the last epoch ({last_epoch}) "
                            f"reached {pct(last_acc)} ({points(best_acc - last_acc)} lower). best.pt holds epoch "
                            f"{best_epoch}'s weights and the test score uses them.", figures))
-    elif len(data.epochs) >= 2 and data.summary.status == "completed":
-        prev = float(data.epochs[-2]["val_acc"])
+    elif len(epochs) >= 2 and data.summary.status == "completed":
+        prev = float(epochs[-2].val_acc)
         if last_acc - prev >= STILL_IMPROVING_GAIN:
             figures = {"last_epoch": last_epoch, "last_val_acc": last_acc, "previous_val_acc": prev, "gain": last_acc - prev}
             out.append(Finding("still_improving", "info",
@@ -333,9 +320,9 @@ def _early_stop_and_best(data: RunData) -> list[Finding]:
     return out
 
 
-def _classes(data: RunData, confusion: np.ndarray, evaluation: dict[str, Any]) -> list[Finding]:
+def _classes(data: RunData, confusion: np.ndarray, evaluation: Evaluation) -> list[Finding]:
     out = []
-    split = evaluation.get("split", "?")
+    split = evaluation.split or "?"
     support = confusion.sum(1)
     diag = np.diag(confusion)
     ranked = metrics.ranked_classes(confusion)
@@ -400,9 +387,9 @@ def findings_of(data: RunData, split: str | None = None) -> list[Finding]:
     out += _overfitting_and_gap(data)
     out += _fine_tune_lr(data)
     out += _early_stop_and_best(data)
-    evaluation = choose_evaluation(data, split)
-    if evaluation is not None:
-        confusion = load_confusion(data.path, evaluation["file"])
+    evaluation = data.record.evaluation(split)
+    if evaluation is not None and evaluation.file:
+        confusion = load_confusion(data.path, evaluation.file)
         if confusion is not None and confusion.ndim == 2 and confusion.shape[0] == confusion.shape[1]:
             out += _classes(data, confusion, evaluation)
     rank = {s: i for i, s in enumerate(SEVERITIES)}

@@ -70,17 +70,12 @@ def cmd_train(args) -> int:
         from cifartui.session import resume_config
 
         cfg = resume_config(run_dir, args.overrides, args.config)
-        if not (run_dir / "last.pt").exists():
-            raise UserError(f"--resume: {run_dir} has no last.pt (it ended before its first save); start a new run instead.")
         return run_headless(cfg, resume_dir=run_dir)
     if not args.config:
         raise UserError("train: give a config YAML (see configs/), e.g. cifartui --headless train configs/demo.yaml")
     cfg = config_mod.load(args.config, args.overrides)
     if args.root or args.sub_root:
         cfg = cfg.with_overrides(**{"output.root": _root(args)})
-    from cifartui.preflight import preflight
-
-    preflight(cfg)
     return run_headless(cfg)
 
 
@@ -108,25 +103,27 @@ def cmd_runs(args) -> int:
 
 
 def show_data(run_dir: Path) -> dict:
-    """What `show` prints, as data (also the JSON form)."""
+    """What `show` prints, as data (also the JSON form). The events are folded by the one read model: one row per
+    epoch (a resumed run's redone epoch once, the last wins); the evaluation is ``RunRecord.evaluation()``."""
     from cifartui.record import metrics
-    from cifartui.record.store import evaluations, load_classes, load_evaluation, read_events, read_run
+    from cifartui.record.read_model import RunRecord
+    from cifartui.record.store import load_classes, load_evaluation, read_run
 
     summary = read_run(run_dir)
-    events, _ = read_events(run_dir / "events.jsonl")
-    names = load_classes(run_dir)
-    evals = evaluations(events)
-    chosen = next((e for e in reversed(evals) if e["split"] == "test"), evals[-1] if evals else None)
+    record = RunRecord.read(run_dir)
+    names = load_classes(run_dir) or record.class_names
+    chosen = record.evaluation()
     out = summary.to_dict()
     out["config"] = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").exists() else ""
-    out["epochs_table"] = [e for e in events if e["type"] == "epoch"]
+    out["epochs_table"] = [e.to_dict() for e in record.epochs]
     out["evaluation"] = None
     out["per_class_acc"], out["confused_pairs"] = {}, []
     if chosen is not None:
-        conf = load_evaluation(run_dir, chosen["file"])["confusion"]
+        conf = load_evaluation(run_dir, chosen.file)["confusion"]
         name = lambda i: names[i] if i < len(names) else str(i)  # noqa: E731
         acc = metrics.per_class_accuracy(conf)
-        out["evaluation"] = {k: chosen.get(k) for k in ("split", "epoch", "top1", "top5", "loss", "num_samples")}
+        figures = chosen.to_dict()
+        out["evaluation"] = {k: figures[k] for k in ("split", "epoch", "top1", "top5", "loss", "num_samples")}
         out["per_class_acc"] = {name(i): float(a) for i, a in enumerate(acc) if a == a}
         out["confused_pairs"] = [{"true": name(p.true), "pred": name(p.pred), "count": p.count, "share": p.share,
                                   "reverse": p.reverse} for p in metrics.most_confused(conf, 10)]
@@ -141,8 +138,7 @@ def cmd_show(args) -> int:
 
     run_dir = resolve_run(args.run, _root(args))
     data = show_data(run_dir)
-    if args.json:
-        data = {k: v for k, v in data.items() if k != "epochs_table"}
+    if args.json:  # epochs_table: one row per epoch, the figures report and export --csv show
         print(json.dumps(data, indent=1, default=str))
         return 0
     con = Console()

@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 
 from cifartui import analysis
-from cifartui.analysis import RunData, choose_evaluation, load_run, pct
+from cifartui.analysis import RunData, load_run, pct
 from cifartui.record import metrics
+from cifartui.record.events import EpochEnd, Evaluation
 from cifartui.record.store import load_evaluation, load_samples
 
 TOP_PAIRS = 15
@@ -97,10 +98,10 @@ def _panel(x0: float, y0: float, w: float, h: float, title: str, xs: list[int], 
     return out
 
 
-def curves_svg(epochs: list[dict[str, Any]], best_epoch: int | None = None, title: str = "") -> str:
-    """Accuracy, loss and learning-rate curves per epoch as one SVG document."""
-    xs = [int(e["epoch"]) for e in epochs]
-    col = lambda k: [float(e[k]) if e.get(k) is not None else None for e in epochs]  # noqa: E731
+def curves_svg(epochs: list[EpochEnd], best_epoch: int | None = None, title: str = "") -> str:
+    """Accuracy, loss and learning-rate curves per epoch (one ``EpochEnd`` each) as one SVG document."""
+    xs = [e.epoch for e in epochs]
+    col = lambda k: [float(getattr(e, k)) if getattr(e, k) is not None else None for e in epochs]  # noqa: E731
     pw, ph, top, left, gap = 260, 200, 48, 48, 60
     width = left + 3 * pw + 2 * gap + 20
     height = top + ph + 60
@@ -208,34 +209,35 @@ def _duration(seconds: float) -> str:
 def build_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, split: str | None = None) -> Path:
     """Write the report (and its images beside it); returns the Markdown file's path."""
     data = load_run(run_dir)
+    record = data.record
     md_path = Path(out) if out else data.path / "report.md"
     md_path.parent.mkdir(parents=True, exist_ok=True)
     stem = md_path.stem
     s = data.summary
+    st = record.started
     lines: list[str] = [f"# Run report: {s.id}", ""]
+    planned = st.epochs if st is not None else (data.cfg("train.epochs") or s.epochs)
     head = [f"**{s.model or data.cfg('model.name') or '?'}** on **{s.dataset or data.cfg('data.source') or '?'}**",
             f"status **{s.status}**" + (f" ({s.reason})" if s.reason else ""),
-            f"{len(data.epochs)}/{(data.started or {}).get('epochs', data.cfg('train.epochs') or s.epochs)} epochs"]
-    if data.started:
-        st = data.started
-        head.append(f"{st.get('num_classes')} classes, {st.get('train_size')}/{st.get('val_size')}/{st.get('test_size')} "
-                    f"train/val/test images")
-        device = f"device {st.get('device')}"
-        if st.get("device_name"):
-            device += f" ({st['device_name']})"
-        if (st.get("world_size") or 1) > 1:
-            device += f", {st['world_size']} processes"
+            f"{len(record.epochs)}/{planned} epochs"]
+    if st is not None:
+        head.append(f"{st.num_classes} classes, {st.train_size}/{st.val_size}/{st.test_size} train/val/test images")
+        device = f"device {st.device}"
+        if st.device_name:
+            device += f" ({st.device_name})"
+        if (st.world_size or 1) > 1:
+            device += f", {st.world_size} processes"
         head.append(device)
     lines.append(" · ".join(head))
     lines.append("")
-    started_at = (data.started or {}).get("time")
-    ended_at = (data.ended or {}).get("time")
+    started_at = record.first_started.time if record.first_started is not None else None  # a resume keeps the start
+    ended_at = record.ended.time if record.ended is not None else None
     span = f"started {_when(started_at)}"
     if ended_at and started_at:
         span += f", ended {_when(ended_at)} ({_duration(ended_at - started_at)})"
     lines += [f"{span}. Folder `{data.path}`. Written by `cifartui report` on {_when(time.time())}.", ""]
 
-    evaluation = choose_evaluation(data, split)
+    evaluation = record.evaluation(split)
     found = analysis.findings_of(data, split)
     lines += ["## Findings", ""]
     if found:
@@ -268,66 +270,67 @@ def build_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
             lines += _superclasses(data, conf, evaluation)
             lines += _strip(data, conf, arrays, evaluation, md_path, stem)
         else:
-            lines += ["## Per-class results", "", f"The arrays of the {evaluation.get('split')} evaluation "
-                      f"({evaluation.get('file')}) are missing.", ""]
+            lines += ["## Per-class results", "", f"The arrays of the {evaluation.split} evaluation "
+                      f"({evaluation.file}) are missing.", ""]
     else:
         lines += ["## Per-class results", "", "No evaluation recorded yet.", ""]
     md_path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     return md_path
 
 
-def _arrays(data: RunData, evaluation: dict[str, Any]) -> dict[str, np.ndarray] | None:
+def _arrays(data: RunData, evaluation: Evaluation) -> dict[str, np.ndarray] | None:
+    if not evaluation.file:
+        return None
     try:
-        return load_evaluation(data.path, evaluation["file"])
+        return load_evaluation(data.path, evaluation.file)
     except (OSError, ValueError, KeyError):
         return None
     except Exception:  # a StoreError for a file outside the run folder
         return None
 
 
-def _results(data: RunData, evaluation: dict[str, Any] | None) -> list[str]:
+def _results(data: RunData, evaluation: Evaluation | None) -> list[str]:
     out = ["## Results", ""]
-    if data.epochs:
-        best = max(data.epochs, key=lambda e: (float(e["val_acc"]), -int(e["epoch"])))
-        last = data.epochs[-1]
+    record = data.record
+    best = record.best
+    if best is not None:
         rows = []
-        for label, e in (("best (validation)", best), ("last", last)):
-            rows.append([label, e["epoch"], pct(e["train_acc"], 2), pct(e["val_acc"], 2), pct(e.get("val_top5"), 2),
-                         _num(e["train_loss"]), _num(e["val_loss"])])
+        for label, e in (("best (validation)", best), ("last", record.epochs[-1])):
+            rows.append([label, e.epoch, pct(e.train_acc, 2), pct(e.val_acc, 2), pct(e.val_top5, 2),
+                         _num(e.train_loss), _num(e.val_loss)])
         out += [table(["", "epoch", "train acc", "val acc", "val top-5", "train loss", "val loss"], rows, "lrrrrrr"), ""]
     else:
         out += ["No epoch finished.", ""]
-    if data.evaluations:
+    if record.evaluations:
         rows = []
-        shown = [e for e in data.evaluations if e.get("split") != "val"]
-        for e in shown:
-            rows.append([e.get("split"), e.get("epoch"), pct(e.get("top1"), 2), pct(e.get("top5"), 2), _num(e.get("loss")),
-                         e.get("num_samples"), _when(e.get("time"))])
+        for e in record.evaluations:
+            if e.split != "val":
+                rows.append([e.split, e.epoch, pct(e.top1, 2), pct(e.top5, 2), _num(e.loss), e.num_samples, _when(e.time)])
         if rows:
             out += ["Evaluations (test: the best validation epoch's weights; `eval-*`: added by `cifartui eval`):", "",
                     table(["split", "weights of epoch", "top-1", "top-5", "loss", "images", "when"], rows, "lrrrrrl"), ""]
     if evaluation is not None:
-        out += [f"Per-class figures below are from the **{evaluation.get('split')}** evaluation "
-                f"({evaluation.get('num_samples')} images, weights of epoch {evaluation.get('epoch')}).", ""]
+        out += [f"Per-class figures below are from the **{evaluation.split}** evaluation "
+                f"({evaluation.num_samples} images, weights of epoch {evaluation.epoch}).", ""]
     return out
 
 
 def _curves(data: RunData, md_path: Path, stem: str) -> list[str]:
     out = ["## Learning curves", ""]
-    if not data.epochs:
+    epochs, best = data.record.epochs, data.record.best
+    if best is None:
         return out + ["No epoch finished.", ""]
-    best = max(data.epochs, key=lambda e: (float(e["val_acc"]), -int(e["epoch"])))
     svg_name = f"{stem}_curves.svg"
-    (md_path.parent / svg_name).write_text(curves_svg(data.epochs, int(best["epoch"]), data.summary.id), encoding="utf-8")
+    (md_path.parent / svg_name).write_text(curves_svg(epochs, best.epoch, data.summary.id), encoding="utf-8")
     out += [f"![learning curves]({svg_name})", "",
             "Dashed vertical line: the best validation epoch. Train accuracy and loss are running means over each "
             "epoch's augmented batches; validation figures are measured after the epoch.", ""]
     rows = []
-    for e in data.epochs:
-        rows.append([f"{e['epoch']}{' *' if int(e['epoch']) == int(best['epoch']) else ''}", _num(e["train_loss"]),
-                     pct(e["train_acc"], 2), _num(e["val_loss"]), pct(e["val_acc"], 2), pct(e.get("val_top5"), 2),
-                     f"{float(e['lr']):.3g}", f"{float(e.get('epoch_seconds') or 0):.1f}",
-                     f"{float(e.get('images_per_second') or 0):.0f}"])
+    for e in epochs:
+        rows.append([f"{e.epoch}{' *' if e.epoch == best.epoch else ''}", _num(e.train_loss),
+                     pct(e.train_acc, 2), _num(e.val_loss), pct(e.val_acc, 2), pct(e.val_top5, 2),
+                     f"{float(e.lr):.3g}", f"{float(e.epoch_seconds or 0):.1f}",
+                     f"{float(e.images_per_second or 0):.0f}"])
     out += [table(["epoch", "train loss", "train acc", "val loss", "val acc", "val top-5", "lr", "seconds", "img/s"],
                   rows, "rrrrrrrrr"), "", "`*` best validation accuracy.", ""]
     return out
@@ -335,24 +338,24 @@ def _curves(data: RunData, md_path: Path, stem: str) -> list[str]:
 
 def _gap(data: RunData) -> list[str]:
     out = ["## Generalisation gap", ""]
-    if not data.epochs:
+    best = data.record.best
+    if best is None:
         return out + ["No epoch finished.", ""]
-    last = data.epochs[-1]
-    best = max(data.epochs, key=lambda e: (float(e["val_acc"]), -int(e["epoch"])))
-    train = float(last["train_acc"])
-    rows = [[f"train (epoch {last['epoch']}, running mean, augmented)", pct(train, 2), ""],
-            [f"validation (epoch {last['epoch']})", pct(last["val_acc"], 2), f"{100 * (train - float(last['val_acc'])):.2f}"],
-            [f"validation (best, epoch {best['epoch']})", pct(best["val_acc"], 2), f"{100 * (train - float(best['val_acc'])):.2f}"]]
-    test = choose_evaluation(data, "test")
+    last = data.record.epochs[-1]
+    train = float(last.train_acc)
+    rows = [[f"train (epoch {last.epoch}, running mean, augmented)", pct(train, 2), ""],
+            [f"validation (epoch {last.epoch})", pct(last.val_acc, 2), f"{100 * (train - float(last.val_acc)):.2f}"],
+            [f"validation (best, epoch {best.epoch})", pct(best.val_acc, 2), f"{100 * (train - float(best.val_acc)):.2f}"]]
+    test = data.record.test
     if test is not None:
-        rows.append([f"test (weights of epoch {test.get('epoch')})", pct(test["top1"], 2), f"{100 * (train - float(test['top1'])):.2f}"])
+        rows.append([f"test (weights of epoch {test.epoch})", pct(test.top1, 2), f"{100 * (train - float(test.top1)):.2f}"])
     out += [table(["", "accuracy", "points below train"], rows, "lrr"), "",
             f"A gap of {100 * analysis.OVERFIT_GAP:.0f} points or more between train and validation at the last epoch "
             "is reported as overfitting.", ""]
     return out
 
 
-def _classes(data: RunData, conf: np.ndarray, evaluation: dict[str, Any]) -> list[str]:
+def _classes(data: RunData, conf: np.ndarray, evaluation: Evaluation) -> list[str]:
     ranked = metrics.ranked_classes(conf)
     support, diag = conf.sum(1), np.diag(conf)
     prec = metrics.precision(conf)
@@ -363,16 +366,16 @@ def _classes(data: RunData, conf: np.ndarray, evaluation: dict[str, Any]) -> lis
         (bi, ba), (wi, wa) = best[r], worst[r]
         rows.append([r + 1, data.name(bi), pct(ba), f"{diag[bi]}/{support[bi]}", pct(prec[bi]),
                      data.name(wi), pct(wa), f"{diag[wi]}/{support[wi]}", pct(prec[wi])])
-    return [f"## Best and worst classes ({evaluation.get('split')})", "",
+    return [f"## Best and worst classes ({evaluation.split})", "",
             table(["#", "best", "accuracy", "correct", "precision", "worst", "accuracy", "correct", "precision"],
                   rows, "rlrrrlrrr"), "",
             "Accuracy: share of the class's images predicted right (recall). Precision: share of the predictions of "
             "the class that were right.", ""]
 
 
-def _pairs(data: RunData, conf: np.ndarray, evaluation: dict[str, Any]) -> list[str]:
+def _pairs(data: RunData, conf: np.ndarray, evaluation: Evaluation) -> list[str]:
     pairs = metrics.most_confused(conf, TOP_PAIRS)
-    out = [f"## Most confused pairs ({evaluation.get('split')})", ""]
+    out = [f"## Most confused pairs ({evaluation.split})", ""]
     if not pairs:
         return out + ["No errors.", ""]
     support = conf.sum(1)
@@ -382,7 +385,7 @@ def _pairs(data: RunData, conf: np.ndarray, evaluation: dict[str, Any]) -> list[
                   "Reverse count: images of the predicted class taken for the true one.", ""]
 
 
-def _superclasses(data: RunData, conf: np.ndarray, evaluation: dict[str, Any]) -> list[str]:
+def _superclasses(data: RunData, conf: np.ndarray, evaluation: Evaluation) -> list[str]:
     groups = analysis.superclass_groups(data.class_names)
     if groups is None or conf.shape[0] != len(data.class_names):
         return []
@@ -393,7 +396,7 @@ def _superclasses(data: RunData, conf: np.ndarray, evaluation: dict[str, Any]) -
             for g in summary]
     within, across = metrics.errors_within_groups(conf, gids)
     errors = within + across
-    out = [f"## CIFAR-100 superclasses ({evaluation.get('split')})", "",
+    out = [f"## CIFAR-100 superclasses ({evaluation.split})", "",
            table(["superclass", "classes", "images", "accuracy", "right superclass"], rows, "llrrr"), "",
            "Right superclass: share of the images predicted as any class of their own superclass (coarse accuracy).", ""]
     if errors:
@@ -415,15 +418,15 @@ def _superclasses(data: RunData, conf: np.ndarray, evaluation: dict[str, Any]) -
     return out
 
 
-def _strip(data: RunData, conf: np.ndarray, arrays: dict[str, np.ndarray], evaluation: dict[str, Any],
+def _strip(data: RunData, conf: np.ndarray, arrays: dict[str, np.ndarray], evaluation: Evaluation,
            md_path: Path, stem: str) -> list[str]:
     pairs = metrics.most_confused(conf, 1)
     if not pairs:
         return []
     p = pairs[0]
     a, b = data.name(p.true), data.name(p.pred)
-    out = [f"## Confused images: {a} vs {b} ({evaluation.get('split')})", ""]
-    split = str(evaluation.get("split"))
+    out = [f"## Confused images: {a} vs {b} ({evaluation.split})", ""]
+    split = str(evaluation.split)
     images = load_samples(data.path, split)
     targets, preds = arrays.get("targets"), arrays.get("preds")
     if images is None or targets is None or preds is None or len(images) != len(targets):

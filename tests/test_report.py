@@ -12,7 +12,7 @@ from PIL import Image
 
 from cifartui.cli import main
 from cifartui.commands.export import COLUMNS, export_csv
-from cifartui.record.events import RunStarted
+from cifartui.record.events import EpochEnd, RunStarted
 from cifartui.report import build_report, curves_svg
 from cifartui.record.store import RunStore
 from test_analysis import CONFUSION, per_sample, write_run
@@ -118,8 +118,8 @@ def test_report_command_writes_beside_the_run(ref_run, capsys):
 
 
 def test_curves_svg_single_epoch_and_zero_lr():
-    svg = curves_svg([{"epoch": 1, "train_acc": 0.5, "val_acc": 0.4, "val_top5": 0.9, "train_loss": 1.0,
-                       "val_loss": 1.1, "lr": 0.0}], 1)
+    svg = curves_svg([EpochEnd(epoch=1, train_acc=0.5, val_acc=0.4, val_top5=0.9, train_loss=1.0, val_loss=1.1, lr=0.0,
+                               epoch_seconds=1.0, images_per_second=10.0)], 1)
     root = ET.fromstring(svg)
     assert root.tag.endswith("svg") and "nan" not in svg.lower()
 

@@ -174,10 +174,9 @@ def evaluate(source: str, overrides: list[str] = (), root: str = "runs", split: 
         raise EvalError(f"eval --name: {split_name!r} is not a valid name (letters, digits, '.', '_', '+', '-').")
     epoch = int(obj.get("epoch") or 0)
     if mode == "run":
-        from cifartui.record.store import evaluations, read_events
+        from cifartui.record.read_model import RunRecord
 
-        events, _ = read_events(run_dir / "events.jsonl")
-        if any(e.get("split") == split_name for e in evaluations(events)):
+        if any(e.split == split_name for e in RunRecord.read(run_dir).evaluations):
             raise EvalError(f"eval --name: the run already has an evaluation named {split_name!r}; pick another name.")
         store = RunStore.open(run_dir)
     else:

@@ -15,7 +15,7 @@ import os
 import sys
 from pathlib import Path
 
-from cifartui.analysis import load_run
+from cifartui.record.read_model import RunRecord
 
 COLUMNS = ("epoch", "train_loss", "eval_loss", "eval_top1", "eval_top5", "lr",
            "train_top1", "epoch_seconds", "images_per_second", "is_best")
@@ -26,13 +26,14 @@ def _percent(v) -> float | str:
 
 
 def export_rows(run_dir: str | os.PathLike) -> list[dict]:
+    """One row per epoch, as the read model folds them (a resumed run's redone epoch once: the last wins)."""
     rows = []
-    for e in load_run(run_dir).epochs:
+    for e in RunRecord.read(run_dir).epochs:
         rows.append({
-            "epoch": int(e["epoch"]), "train_loss": e.get("train_loss"), "eval_loss": e.get("val_loss"),
-            "eval_top1": _percent(e.get("val_acc")), "eval_top5": _percent(e.get("val_top5")), "lr": e.get("lr"),
-            "train_top1": _percent(e.get("train_acc")), "epoch_seconds": e.get("epoch_seconds"),
-            "images_per_second": e.get("images_per_second"), "is_best": int(bool(e.get("is_best"))),
+            "epoch": e.epoch, "train_loss": e.train_loss, "eval_loss": e.val_loss,
+            "eval_top1": _percent(e.val_acc), "eval_top5": _percent(e.val_top5), "lr": e.lr,
+            "train_top1": _percent(e.train_acc), "epoch_seconds": e.epoch_seconds,
+            "images_per_second": e.images_per_second, "is_best": int(bool(e.is_best)),
         })
     return rows
 
