@@ -180,19 +180,15 @@ class SignalStop:
 def run_headless(cfg, resume_dir=None, store=None) -> int:
     """Train ``cfg`` (or resume ``resume_dir``) with the Rich reporter; returns the process exit code.
 
-    ``store``: a run folder the caller already made (the queue worker records its path before training)."""
+    ``store``: the run folder when the caller has prepared it already (the queue worker records its path
+    before training); otherwise :func:`cifartui.session.prepare` makes or reopens it here."""
     from cifartui import session
-    from cifartui.record.store import RunStore
 
     # Under torchrun only rank 0 writes the run store and prints; the other ranks train silently (errors
     # still reach stderr, prefixed with the rank) and need the run folder only to read last.pt on resume.
     main = session._is_main_rank()
-    if store is not None:
-        pass
-    elif resume_dir is not None:
-        store = RunStore.open(resume_dir) if main else None
-    else:
-        store = session.create_run(cfg)
+    if store is None:
+        store = session.prepare(cfg, resume_dir)
     reporter = HeadlessReporter()
     stop = StopRequest()
     with SignalStop(stop, quiet=not main) as signals:

@@ -432,10 +432,7 @@ def _train_entry(root: Path, entry: Entry, devices: list[str] | None) -> int | N
         cfg = config_mod.load_text(entry.config, f"queue entry {entry.id}")
         # the queue's own root, whatever path it was added with: runs land beside the queue
         cfg = cfg.with_overrides(**{"output.root": str(root)}, **_device_overrides(cfg, devices))
-        from cifartui.preflight import preflight  # torch loads here
-
-        preflight(cfg)
-        store = session.create_run(cfg)
+        store = session.prepare(cfg)  # checks first (torch loads here), then the run folder
     except (KeyboardInterrupt, _Terminated):
         if store is not None and not is_run_dir(store.path):
             shutil.rmtree(store.path, ignore_errors=True)  # only its config: not a run yet

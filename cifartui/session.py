@@ -1,7 +1,7 @@
-"""Start or resume a run: the one place that wires a config, a run store and the trainer together.
+"""The one run lifecycle: :func:`prepare` (check, then make or reopen the run folder) and :func:`train`.
 
-Both front ends (headless CLI and the TUI) call :func:`create_run` / :func:`open_run_for_resume`
-and then :func:`train`; neither trains by itself.
+Every front end calls these two and nothing else to train: the headless CLI (``run_headless``), the app's
+training thread, the queue worker. None makes a run folder or checks a config its own way.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Callable, Iterable
 
 from cifartui import config as config_mod
 from cifartui.config import Config
+from cifartui.errors import UserError
 from cifartui.record.events import Event, RunEnded
 from cifartui.record.store import RunStore
 
@@ -31,6 +32,21 @@ def create_run(cfg: Config) -> RunStore | None:
     store = RunStore.create(cfg.output.root, cfg.name)
     store.write_config(cfg.to_yaml())
     return store
+
+
+def prepare(cfg: Config, resume_dir: str | Path | None = None) -> RunStore | None:
+    """Everything before the first step: checks that can refuse the run (a UserError, exit 2, with nothing
+    written), then the new run folder, or the resumed one reopened. Under torchrun ranks other than 0 write
+    nothing and get None."""
+    if resume_dir is not None:
+        run_dir = Path(resume_dir)
+        if not (run_dir / "last.pt").exists():
+            raise UserError(f"--resume: {run_dir} has no last.pt (it ended before its first save); start a new run instead.")
+        return RunStore.open(run_dir) if _is_main_rank() else None
+    from cifartui.preflight import preflight  # torch and timm load here
+
+    preflight(cfg)
+    return create_run(cfg)
 
 
 def resume_config(run_dir: str | Path, overrides: Iterable[str] = (), cfg_path: str | None = None) -> Config:
