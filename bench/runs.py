@@ -110,10 +110,14 @@ def run_curve_redraw(quick: bool) -> Result:
 
     n = 10_000 if quick else 100_000
     data = RunData()
-    data.apply({"type": "run_started", "epochs": n // 1000, "time": 1e9})
+    data.apply({"type": "run_started", "run_id": "bench", "name": "bench", "device": "cpu", "num_classes": 10,
+                "class_names": [str(i) for i in range(10)], "epochs": n // 1000, "steps_per_epoch": 1000,
+                "train_size": 1, "val_size": 1, "test_size": 1, "time": 1e9})
     data.apply_all(_step_events(n))
     for e in range(1, n // 1000 + 1):
-        data.apply({"type": "epoch", "epoch": e, "train_loss": 1.0 / e, "val_loss": 1.1 / e, "time": 1e9})
+        data.apply({"type": "epoch", "epoch": e, "train_loss": 1.0 / e, "val_loss": 1.1 / e, "train_acc": 0.5,
+                    "val_acc": 0.5, "val_top5": 0.9, "lr": 1e-3, "epoch_seconds": 1.0, "images_per_second": 1000.0,
+                    "time": 1e9})
 
     class ChartApp(App):
         CSS = "Chart { width: 1fr; height: 1fr; }"

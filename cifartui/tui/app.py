@@ -27,6 +27,7 @@ from cifartui.tui.rundata import APP_DONE, APP_ERROR, APP_RUN_DIR, APP_STATUS, R
 
 if TYPE_CHECKING:
     from cifartui.config import Config
+    from cifartui.record.events import Evaluation
     from cifartui.tui.screens.config import ConfigScreen
 
 # Screens (and pydantic, numpy, plotext behind them) are imported when first shown, not before the first
@@ -325,15 +326,8 @@ class CifarApp(App):
         bridge = live.bridge
         try:
             from cifartui import session  # torch and timm load in here, off the UI thread
-            from cifartui.record.store import RunStore
 
-            if live.resume_dir is not None:
-                store = RunStore.open(live.resume_dir)
-            else:
-                from cifartui.preflight import preflight
-
-                preflight(live.cfg)
-                store = session.create_run(live.cfg)
+            store = session.prepare(live.cfg, live.resume_dir)
             live.run_dir = store.path
             bridge.push({"type": APP_RUN_DIR, "path": str(store.path)})
             bridge.push({"type": APP_STATUS, "message": "loading data and building the model ..."})
@@ -341,10 +335,10 @@ class CifarApp(App):
         except BaseException as exc:  # noqa: BLE001 - shown in the app, never a dead terminal
             user = isinstance(exc, UserError)
             message = str(exc) if user else f"{type(exc).__name__}: {exc}"
-            if self.leaving is not None and live.run_dir is not None:  # no app to show it: the run's log keeps it
+            if live.run_dir is not None and not user:  # train.log says "run failed"; the traceback is extra
                 from cifartui.record.control import append_train_log
 
-                append_train_log(live.run_dir, message if user else traceback.format_exc())
+                append_train_log(live.run_dir, traceback.format_exc())
             bridge.push({"type": APP_ERROR, "message": message, "user_error": user,
                          "traceback": "" if user else traceback.format_exc(),
                          "hint": "" if user else "the run is marked failed; the traceback is in the log pane"})
@@ -368,10 +362,10 @@ class CifarApp(App):
                 if e.get("traceback"):
                     for line in e["traceback"].rstrip().splitlines()[-12:]:
                         live.data._log("error", line, None)
-            elif e.get("type") == "run_ended":
-                status = e.get("status")
-                sev = "information" if status in ("completed", "early_stopped") else "warning"
-                self.notify(f"{live.data.id}: {status} ({e.get('reason', '')})", severity=sev, timeout=6)
+            elif e.get("type") == "run_ended" and live.data.ended is not None:  # the record's, typed
+                ended = live.data.ended
+                sev = "information" if ended.status in ("completed", "early_stopped") else "warning"
+                self.notify(f"{live.data.id}: {ended.status} ({ended.reason})", severity=sev, timeout=6)
             elif e.get("type") == APP_DONE:
                 live.finished = True
         if self.current is live.data or live.finished:
@@ -407,7 +401,8 @@ class CifarApp(App):
 
         self.push_screen(CompareScreen(run_dirs))
 
-    def show_drilldown(self, run_dir: Path, evaluation, arrays, names: list[str], true: int, pred: int) -> None:
+    def show_drilldown(self, run_dir: Path, evaluation: "Evaluation", arrays, names: list[str], true: int,
+                       pred: int) -> None:
         from cifartui.tui.screens.drilldown import DrilldownScreen
 
         self.push_screen(DrilldownScreen(run_dir, evaluation, arrays, names, true, pred))

@@ -1,7 +1,13 @@
-"""What the screens know about one run, rebuilt from its events (live, followed or finished).
+"""What the screens know about one run: a :class:`~cifartui.record.read_model.RunRecord` (the one read model,
+with its rules for resumes, the best epoch, evaluations and status) plus what only the app has.
 
-Pure Python + numpy: the same object is fed by the in-process training bridge and by an
-:class:`~cifartui.record.store.EventFollower` polling a run another process is writing.
+The app adds its own pseudo-events (``APP_*`` below), the phase and error of a run it trains itself, the
+log lines it shows, the step history its charts draw and the GPU memory figures the training bridge puts
+on ``run_started`` (``gpu_total_mb``) and ``step`` (``gpu_mem_mb``) dicts.
+
+Pure Python + numpy: the same object is fed by the in-process training bridge (``event.to_dict()`` plus
+pseudo-events) and by an :class:`~cifartui.record.store.EventFollower` polling a run another process is
+writing (JSON objects); each becomes a typed event (``cifartui.record.events``) before it is folded.
 """
 
 from __future__ import annotations
@@ -11,7 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from cifartui.record.events import END_STATUSES
+from cifartui.record.events import (END_STATUSES, Checkpoint, EpochEnd, Evaluation, Log, RunEnded, RunStarted, Step,
+                                    event_from_dict)
+from cifartui.record.read_model import RunRecord
 
 # Pseudo-events the app adds to the stream of a run it trains itself (never written to disk).
 APP_STATUS = "app_status"  # {"message": ...}: a phase before the trainer speaks (importing torch ...)
@@ -34,19 +42,14 @@ class Progress:
 
 
 class RunData:
-    """Events folded into the state the screens draw: epochs, steps, evaluations, log, status."""
+    """A run's :class:`RunRecord` (``record``) and the app's own state: phase, error, log lines, step history."""
 
     def __init__(self, run_dir: str | Path | None = None):
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.started: dict[str, Any] | None = None
-        self.epochs: list[dict[str, Any]] = []
-        self.steps: list[dict[str, Any]] = []
-        self.evaluations: list[dict[str, Any]] = []
-        self.logs: list[dict[str, Any]] = []
-        self.checkpoints: list[dict[str, Any]] = []
-        self.ended: dict[str, Any] | None = None
-        self.last_step: dict[str, Any] | None = None
-        self.error: dict[str, Any] | None = None
+        self.record = RunRecord(self.run_dir)
+        self.steps: list[Step] = []  # every step event, for the charts (a resume drops those it redoes)
+        self.logs: list[dict[str, Any]] = []  # the log lines shown: {"level", "message", "time"}
+        self.error: dict[str, Any] | None = None  # the APP_ERROR pseudo-event
         self.phase: str = ""
         self.done = False  # the in-process worker has returned
         self.first_time: float | None = None
@@ -66,105 +69,133 @@ class RunData:
         return changed
 
     def apply(self, e: dict[str, Any]) -> None:
+        """Fold one JSON object: an event of ``events.jsonl`` (into ``record``) or one of the app's pseudo-events."""
         t = e.get("type")
         self.version += 1
         when = e.get("time")
         if self.first_time is None and isinstance(when, (int, float)) and not str(t).startswith("app_"):
             self.first_time = float(when)
-        if t == "run_started":
-            if self.started is not None and e.get("resumed_from_epoch"):
-                # a resume appends to the same events: drop what the resumed epochs will redo
-                keep = int(e["resumed_from_epoch"])
-                self.epochs = [x for x in self.epochs if x.get("epoch", 0) < keep]
-                self.steps = [x for x in self.steps if x.get("epoch", 0) < keep]
-                self._series.clear()
-            self.started = e
-            self.ended = None
-            self.phase = ""
-            self.task = None
-            if e.get("gpu_total_mb"):
-                self.gpu_total_mb = e["gpu_total_mb"]
-        elif t == "step":
-            self.steps.append(e)
-            self.last_step = e
-            if e.get("gpu_mem_mb") is not None:
-                self.gpu_mem_mb = e["gpu_mem_mb"]
-        elif t == "epoch":
-            self.epochs = [x for x in self.epochs if x.get("epoch") != e.get("epoch")]
-            self.epochs.append(e)
-            self._log("info", f"epoch {e.get('epoch')}: train loss {_f(e.get('train_loss'))} acc {_p(e.get('train_acc'))}, "
-                              f"val loss {_f(e.get('val_loss'))} acc {_p(e.get('val_acc'))}"
-                              + ("  ★ best" if e.get("is_best") else ""), when)
-        elif t == "evaluation":
-            if e.get("file"):
-                self.evaluations = [x for x in self.evaluations if x.get("file") != e["file"]]
-                self.evaluations.append(e)
-        elif t == "checkpoint":
-            self.checkpoints.append(e)
-            if e.get("kind") == "last" and e.get("step"):  # a mid-epoch save: a stop
-                self._log("info", f"saved {e.get('path')} (epoch {e.get('epoch')}, step {e.get('step')})", when)
-        elif t == "log":
-            self._log(e.get("level", "info"), e.get("message", ""), when)
-            if isinstance(e.get("progress"), (int, float)) and self.started is None:
-                self.task = (str(e.get("message", "")), min(1.0, max(0.0, float(e["progress"]))))
-                self.phase = self.task[0]
-        elif t == "run_ended":
-            self.ended = e
-            self.phase = ""
-            if e.get("status") == "failed":
-                self._log("error", f"run failed: {e.get('reason', '')}", when)
-            else:
-                self._log("info", f"run {e.get('status')}: {e.get('reason', '')}", when)
-        elif t == APP_STATUS:
+        if t == APP_STATUS:
             self.phase = e.get("message", "")
             self._log("info", self.phase, when)
-        elif t == APP_RUN_DIR:
+            return
+        if t == APP_RUN_DIR:
             self.run_dir = Path(e["path"])
-        elif t == APP_ERROR:
+            self.record.path = self.run_dir
+            return
+        if t == APP_ERROR:
             self.error = e
             self.phase = ""
             self._log("error", e.get("message", "training failed"), when)
-        elif t == APP_DONE:
+            return
+        if t == APP_DONE:
             self.done = True
             self.phase = ""
+            return
+        ev = event_from_dict(e)
+        if ev is None:  # a type this version does not know, or one missing a field
+            return
+        self.record.apply(ev)
+        if isinstance(ev, Step):
+            self.steps.append(ev)
+            gpu = e.get("gpu_mem_mb")  # the bridge's extra key: not part of the event
+            if gpu is not None:
+                self.gpu_mem_mb = gpu
+        elif isinstance(ev, EpochEnd):
+            self._log("info", f"epoch {ev.epoch}: train loss {_f(ev.train_loss)} acc {_p(ev.train_acc)}, "
+                              f"val loss {_f(ev.val_loss)} acc {_p(ev.val_acc)}" + ("  ★ best" if ev.is_best else ""),
+                      when)
+        elif isinstance(ev, RunStarted):
+            if ev.resumed_from_epoch:
+                # the record dropped the epochs the resume redoes; the charts drop their steps the same way
+                keep = int(ev.resumed_from_epoch)
+                if any(s.epoch >= keep for s in self.steps):
+                    self.steps = [s for s in self.steps if s.epoch < keep]
+                    self._series.clear()
+            self.phase = ""
+            self.task = None
+            if e.get("gpu_total_mb"):  # the bridge's extra key
+                self.gpu_total_mb = e["gpu_total_mb"]
+        elif isinstance(ev, Checkpoint):
+            if ev.kind == "last" and ev.step:  # a mid-epoch save: a stop
+                self._log("info", f"saved {ev.path} (epoch {ev.epoch}, step {ev.step})", when)
+        elif isinstance(ev, Log):
+            self._log(ev.level, ev.message, when)
+            if isinstance(ev.progress, (int, float)) and self.record.started is None:
+                self.task = (str(ev.message), min(1.0, max(0.0, float(ev.progress))))
+                self.phase = self.task[0]
+        elif isinstance(ev, RunEnded):
+            self.phase = ""
+            if ev.status == "failed":
+                self._log("error", f"run failed: {ev.reason}", when)
+            else:
+                self._log("info", f"run {ev.status}: {ev.reason}", when)
 
     def _log(self, level: str, message: str, when: Any) -> None:
         self.logs.append({"level": level, "message": message, "time": when})
         if len(self.logs) > MAX_LOG:
             del self.logs[: len(self.logs) - MAX_LOG]
 
+    # -- the run itself: the record's ---------------------------------------------------------------
+    @property
+    def started(self) -> RunStarted | None:
+        return self.record.started
+
+    @property
+    def ended(self) -> RunEnded | None:
+        return self.record.ended
+
+    @property
+    def epochs(self) -> list[EpochEnd]:
+        """One per epoch number, in order (after a resume, the last event of an epoch)."""
+        return self.record.epochs
+
+    @property
+    def evaluations(self) -> list[Evaluation]:
+        return self.record.evaluations
+
+    @property
+    def checkpoints(self) -> list[Checkpoint]:
+        return self.record.checkpoints
+
+    @property
+    def last_step(self) -> Step | None:
+        return self.record.last_step
+
+    @property
+    def class_names(self) -> list[str]:
+        return self.record.class_names
+
+    @property
+    def best_epoch(self) -> EpochEnd | None:
+        return self.record.best
+
     # -- views ------------------------------------------------------------------------------------
     @property
     def id(self) -> str:
         if self.run_dir is not None:
             return self.run_dir.name
-        return (self.started or {}).get("run_id") or "(new run)"
+        started = self.record.started
+        return (started.run_id if started is not None else "") or "(new run)"
 
     @property
     def status(self) -> str:
-        if self.ended is not None:
-            return str(self.ended.get("status", "unknown"))
+        """The record's status, with what only the app knows: its own training failed (``error``), the store
+        found the writer of a followed run dead (``disk_status``), a phase before the first event."""
+        record = self.record
+        if record.ended is not None:
+            return record.status
         if self.error is not None:
             return "failed"
         if self.disk_status is not None and self.disk_status not in ("running", "unknown"):
             return self.disk_status
-        if self.started is not None or self.phase:
+        if record.status == "running" or self.phase:
             return "running"
         return self.disk_status or "unknown"
 
     @property
     def running(self) -> bool:
         return self.status == "running"
-
-    @property
-    def class_names(self) -> list[str]:
-        return list((self.started or {}).get("class_names") or [])
-
-    @property
-    def best_epoch(self) -> dict[str, Any] | None:
-        if not self.epochs:
-            return None
-        return max(self.epochs, key=lambda e: (e.get("val_acc", 0.0), -e.get("epoch", 0)))
 
     def relative_time(self, when: Any) -> str:
         """``+m:ss`` since the run's first event: stable across time zones and reruns."""
@@ -174,53 +205,65 @@ class RunData:
         return f"+{s // 60:d}:{s % 60:02d}" if s < 6000 else f"+{s // 3600}h{(s % 3600) // 60:02d}"
 
     def progress(self) -> Progress | None:
-        st = self.started or {}
-        epochs = int(st.get("epochs") or 0)
-        steps = int(st.get("steps_per_epoch") or 0)
-        last = self.last_step
-        done_epochs = max((e.get("epoch", 0) for e in self.epochs), default=0)
-        if last is not None and last.get("epoch", 0) > done_epochs:
-            epoch, step, steps = int(last["epoch"]), int(last["step"]), int(last["steps"] or steps)
+        st = self.record.started
+        epochs = int(st.epochs or 0) if st is not None else 0
+        steps = int(st.steps_per_epoch or 0) if st is not None else 0
+        last = self.record.last_step
+        done_epochs = self.record.epochs_done
+        if last is not None and last.epoch > done_epochs:
+            epoch, step, steps = int(last.epoch), int(last.step), int(last.steps or steps)
         elif done_epochs:
             epoch, step = done_epochs, steps
         else:
             epoch, step = 1, 0
         if not epochs:
             return None
-        if self.ended is not None and self.ended.get("status") in ("completed", "early_stopped"):
+        ended = self.record.ended
+        if ended is not None and ended.status in ("completed", "early_stopped"):
             fraction = 1.0
         else:
             fraction = min(1.0, ((max(epoch, 1) - 1) + (step / steps if steps else 0.0)) / epochs)
-        ips = last.get("images_per_second") if last is not None else None
-        if self.epochs and self.epochs[-1].get("images_per_second"):
-            ips = ips or self.epochs[-1]["images_per_second"]
-        return Progress(epoch=max(epoch, 1 if self.started else 0), epochs=epochs, step=step, steps=steps,
-                        fraction=fraction, eta_seconds=self._eta(epochs, steps, fraction), images_per_second=ips)
+        ips = last.images_per_second if last is not None else None
+        epoch_list = self.record.epochs
+        if epoch_list and epoch_list[-1].images_per_second:
+            ips = ips or epoch_list[-1].images_per_second
+        return Progress(epoch=max(epoch, 1 if st is not None else 0), epochs=epochs, step=step, steps=steps,
+                        fraction=fraction, eta_seconds=self._eta(epoch_list, epochs, steps, fraction),
+                        images_per_second=ips)
 
-    def _eta(self, epochs: int, steps: int, fraction: float) -> float | None:
+    def _eta(self, epoch_list: list[EpochEnd], epochs: int, steps: int, fraction: float) -> float | None:
         """From event times only (no wall clock), so the same events always give the same estimate."""
-        if self.ended is not None or fraction >= 1.0:
+        if self.record.ended is not None or fraction >= 1.0:
             return None
         remaining_epochs = epochs * (1.0 - fraction)
-        if self.epochs:
-            secs = [e.get("epoch_seconds") for e in self.epochs[-3:] if e.get("epoch_seconds")]
+        if epoch_list:
+            secs = [e.epoch_seconds for e in epoch_list[-3:] if e.epoch_seconds]
             if secs:
                 return remaining_epochs * sum(secs) / len(secs)
-        cur = [s for s in self.steps if self.last_step and s.get("epoch") == self.last_step.get("epoch")]
-        if len(cur) >= 2 and steps:
-            dt = cur[-1]["time"] - cur[0]["time"]
-            ds = cur[-1]["step"] - cur[0]["step"]
-            if dt > 0 and ds > 0:
-                return remaining_epochs * steps * dt / ds
+        last = self.record.last_step
+        if last is None or not steps:
+            return None
+        first = None  # the first step of the current epoch: its steps are the newest, read from the end
+        for s in reversed(self.steps):
+            if s.epoch != last.epoch:
+                break
+            first = s
+        latest = self.steps[-1] if self.steps else None
+        if first is None or latest is None or first is latest:
+            return None
+        dt = latest.time - first.time
+        ds = latest.step - first.step
+        if dt > 0 and ds > 0:
+            return remaining_epochs * steps * dt / ds
         return None
 
     # -- series for the charts --------------------------------------------------------------------
     def epoch_series(self, key: str) -> tuple[list[float], list[float]]:
         xs, ys = [], []
-        for e in sorted(self.epochs, key=lambda e: e.get("epoch", 0)):
-            v = e.get(key)
+        for e in self.record.epochs:
+            v = getattr(e, key, None)
             if isinstance(v, (int, float)) and v == v:
-                xs.append(float(e["epoch"]))
+                xs.append(float(e.epoch))
                 ys.append(float(v))
         return xs, ys
 
@@ -235,8 +278,8 @@ class RunData:
         series.extend(self.steps)
         return series.downsample(max_points) if max_points else (series.xs, series.ys)
 
-    def evaluation_label(self, ev: dict[str, Any]) -> str:
-        return f"{ev.get('split')} · epoch {ev.get('epoch')} · top-1 {100 * (ev.get('top1') or 0):.2f}%"
+    def evaluation_label(self, ev: Evaluation) -> str:
+        return f"{ev.split} · epoch {ev.epoch} · top-1 {100 * (ev.top1 or 0):.2f}%"
 
 
 class StepSeries:
@@ -250,12 +293,12 @@ class StepSeries:
         self._sum_y = [0.0]
         self.consumed = 0  # how many of the run's steps were read
 
-    def extend(self, steps: list[dict[str, Any]]) -> None:
+    def extend(self, steps: list[Step]) -> None:
         key, xs, ys, sx, sy = self.key, self.xs, self.ys, self._sum_x, self._sum_y
         for s in steps[self.consumed:]:
-            v, n = s.get(key), s.get("steps") or 0
+            v, n = getattr(s, key, None), s.steps
             if isinstance(v, (int, float)) and v == v and n:
-                x = s["epoch"] - 1 + s["step"] / n
+                x = s.epoch - 1 + s.step / n
                 xs.append(x)
                 ys.append(float(v))
                 sx.append(sx[-1] + x)

@@ -264,19 +264,24 @@ async def test_live_charts_redraw_on_a_time_budget_and_at_once_for_an_epoch(fixt
         curves = app.screen.query_one(Curves)
         chart = app.screen.query_one("#chart-loss", Chart)
         data = RunData()
-        data.apply({"type": "run_started", "run_id": "live", "epochs": 3, "steps_per_epoch": 10})
-        data.apply({"type": "step", "epoch": 1, "step": 1, "loss": 2.0, "acc": 0.1, "lr": 0.01})
+        data.apply({"type": "run_started", "run_id": "live", "name": "live", "device": "cpu", "num_classes": 2,
+                    "class_names": ["a", "b"], "epochs": 3, "steps_per_epoch": 10, "train_size": 1, "val_size": 1,
+                    "test_size": 1})
+        data.apply({"type": "step", "epoch": 1, "step": 1, "steps": 10, "loss": 2.0, "acc": 0.1, "lr": 0.01,
+                    "images_per_second": 100.0})
         curves.show(data, now=True)
         await pilot.pause()
         for c in app.screen.query(Chart):
             c.render_seconds = 0.05  # as if plotext took 50 ms a chart
         assert curves.interval() == pytest.approx(0.15 / CHART_BUDGET)
         drawn = chart.draws
-        data.apply({"type": "step", "epoch": 1, "step": 2, "loss": 1.9, "acc": 0.2, "lr": 0.01})
+        data.apply({"type": "step", "epoch": 1, "step": 2, "steps": 10, "loss": 1.9, "acc": 0.2, "lr": 0.01,
+                    "images_per_second": 100.0})
         curves.show(data)
         await pilot.pause(0.6)  # several ticks: a step alone waits for the budget
         assert chart.draws == drawn
-        data.apply({"type": "epoch", "epoch": 1, "train_loss": 1.9, "val_loss": 1.8, "train_acc": 0.2, "val_acc": 0.3})
+        data.apply({"type": "epoch", "epoch": 1, "train_loss": 1.9, "val_loss": 1.8, "train_acc": 0.2, "val_acc": 0.3,
+                    "val_top5": 1.0, "lr": 0.01, "epoch_seconds": 1.0, "images_per_second": 100.0})
         curves.show(data)
         assert curves.interval() == 0.0  # an epoch ended: the charts show it at once
         assert await wait_for(pilot, lambda: chart.draws > drawn, timeout=5)
@@ -603,12 +608,15 @@ async def test_steps_reach_the_dashboard_on_the_heartbeat_without_waking_the_ui(
         bridge = TrainingBridge(app.post_message)
         app.live = LiveTraining(cfg=None, data=RunData(), bridge=bridge)  # type: ignore[arg-type]
         app.current = app.live.data
-        bridge.push({"type": "run_started", "run_id": "live", "epochs": 2, "steps_per_epoch": 10})
+        bridge.push({"type": "run_started", "run_id": "live", "name": "live", "device": "cpu", "num_classes": 2,
+                     "class_names": ["a", "b"], "epochs": 2, "steps_per_epoch": 10, "train_size": 1, "val_size": 1,
+                     "test_size": 1})
         assert await wait_for(pilot, lambda: app.live.data.started is not None, 5)  # that one woke the UI
         for step in range(1, 4):
-            bridge.push({"type": "step", "epoch": 1, "step": step, "steps": 10, "loss": 2.0, "acc": 0.1, "lr": 0.01})
+            bridge.push({"type": "step", "epoch": 1, "step": step, "steps": 10, "loss": 2.0, "acc": 0.1, "lr": 0.01,
+                         "images_per_second": 100.0})
         posted = bridge.posted
-        assert await wait_for(pilot, lambda: app.live.data.last_step is not None and app.live.data.last_step["step"] == 3, 5)
+        assert await wait_for(pilot, lambda: app.live.data.last_step is not None and app.live.data.last_step.step == 3, 5)
         assert bridge.posted == posted  # the steps waited for the heartbeat; nothing woke the UI for them
         assert await wait_for(pilot, lambda: "step 3/10" in _text(app.screen.query_one("#progress")), 5)
 

@@ -97,8 +97,8 @@ async def test_quit_while_training_asks_stops_and_exits_then_resume(tmp_path, ti
         assert await wait_for(pilot, lambda: live.finished, 120), live.data.logs[-5:]
         await pilot.pause()
         assert live.data.status == "completed", (live.data.error, live.data.logs[-5:])
-        assert live.data.started.get("resumed_from_epoch") == stopped_in
-        assert [e["epoch"] for e in live.data.epochs][-1] == stopped_in
+        assert live.data.started.resumed_from_epoch == stopped_in
+        assert [e.epoch for e in live.data.epochs][-1] == stopped_in
         assert any("Resumed from" in e["message"] for e in live.data.logs)
     from cifartui.record.store import list_runs
 

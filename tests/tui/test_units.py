@@ -32,8 +32,8 @@ def test_rundata_from_fixture_run(fixture_root):
     data = RunData(path)
     data.apply_all(EventFollower(path).poll())
     assert data.status == "completed"
-    assert len(data.epochs) == 6 and data.best_epoch["epoch"] == 6
-    assert [e["split"] for e in data.evaluations].count("val") == 6 and data.evaluations[-1]["split"] == "test"
+    assert len(data.epochs) == 6 and data.best_epoch.epoch == 6
+    assert [e.split for e in data.evaluations].count("val") == 6 and data.evaluations[-1].split == "test"
     p = data.progress()
     assert p.fraction == 1.0 and p.eta_seconds is None and p.epoch == 6
     xs, ys = data.step_series("loss")
@@ -67,7 +67,7 @@ def test_resume_drops_epochs_that_will_be_redone():
     data.apply({"type": "run_ended", "status": "stopped", "reason": "stopped by request"})
     assert data.status == "stopped"
     data.apply(RunStarted(**start, resumed_from_epoch=3).to_dict())
-    assert [e["epoch"] for e in data.epochs] == [1, 2] and data.status == "running"
+    assert [e.epoch for e in data.epochs] == [1, 2] and data.status == "running"
 
 
 def test_downsample_keeps_length_and_shape():

@@ -4,7 +4,7 @@ open the images of a pair."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from rich.text import Text
@@ -17,6 +17,7 @@ from textual.widgets.option_list import Option
 
 from cifartui.classes import CIFAR100_SUPERCLASSES, SUPERCLASS_OF, superclass_order
 from cifartui.record import metrics
+from cifartui.record.events import Evaluation
 from cifartui.record.store import StoreError, load_evaluation
 from cifartui.tui.formatting import pct, short
 from cifartui.tui.rundata import RunData
@@ -85,12 +86,12 @@ class ConfusionScreen(Screen):
             self.eval_file, self.follow_latest, self._evals_key = None, True, ()
             self._cache.clear()
         evals = list(data.evaluations) if data is not None else []
-        key = tuple(e.get("file") for e in evals)
+        key = tuple(e.file for e in evals)
         if key == self._evals_key and not force:
             return
         self._evals_key = key
         select = self.query_one("#eval-select", Select)
-        options = [(self._eval_label(e), e["file"]) for e in self._sorted(evals)]
+        options = [(self._eval_label(e), e.file) for e in self._sorted(evals)]
         self._setting_select = True
         select.set_options(options)
         empty = self.query_one("#conf-empty", Static)
@@ -107,41 +108,42 @@ class ConfusionScreen(Screen):
         empty.display = False
         files = [f for _, f in options]
         if self.eval_file not in files or self.follow_latest:
-            self.eval_file = self._default_eval(evals)
+            self.eval_file = self._default_eval(data)
         select.value = self.eval_file
         self._setting_select = False
         self._load_eval()
 
     @staticmethod
-    def _sorted(evals: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    def _sorted(evals: list[Evaluation]) -> list[Evaluation]:
         # the test first (the final verdict), then validation epochs newest first
-        return sorted(evals, key=lambda e: (e.get("split") != "test", e.get("split"), -int(e.get("epoch") or 0)))
+        return sorted(evals, key=lambda e: (e.split != "test", e.split, -int(e.epoch or 0)))
 
-    def _default_eval(self, evals: list[dict[str, Any]]) -> str:
-        test = [e for e in evals if e.get("split") == "test"]
-        return (test[-1] if test else max(evals, key=lambda e: int(e.get("epoch") or 0)))["file"]
+    @staticmethod
+    def _default_eval(data: RunData) -> str | None:
+        # the record's rule for the evaluation to analyse: the latest test, else the latest validation
+        ev = data.record.evaluation()
+        return ev.file if ev is not None else None
 
-    def _eval_label(self, e: dict[str, Any]) -> str:
-        kind = "test" if e.get("split") == "test" else e.get("split")
-        return f"{kind} · epoch {e.get('epoch')} · {pct(e.get('top1'))}"
+    def _eval_label(self, e: Evaluation) -> str:
+        return f"{e.split} · epoch {e.epoch} · {pct(e.top1)}"
 
-    def _current_eval(self) -> dict[str, Any] | None:
+    def _current_eval(self) -> Evaluation | None:
         data = self._data
         if data is None:
             return None
-        return next((e for e in data.evaluations if e.get("file") == self.eval_file), None)
+        return next((e for e in data.evaluations if e.file == self.eval_file), None)
 
     def _load_eval(self) -> None:
         data, ev = self._data, self._current_eval()
         if data is None or ev is None or data.run_dir is None:
             return
-        key = (str(data.run_dir), ev["file"])
+        key = (str(data.run_dir), ev.file)
         arrays = self._cache.get(key)
         if arrays is None:
             try:
-                arrays = load_evaluation(data.run_dir, ev["file"])
+                arrays = load_evaluation(data.run_dir, ev.file)
             except (OSError, ValueError, KeyError, StoreError) as exc:
-                self.notify(f"cannot read {ev['file']}: {exc}", severity="error")
+                self.notify(f"cannot read {ev.file}: {exc}", severity="error")
                 return
             self._cache[key] = arrays
         self.arrays = arrays
@@ -210,7 +212,7 @@ class ConfusionScreen(Screen):
             t.append(data.id)
         if ev is not None and self.arrays is not None:
             conf = self.arrays["confusion"]
-            t.append(f"  {ev.get('split')} epoch {ev.get('epoch')}: top-1 {pct(metrics.accuracy(conf))}, "
+            t.append(f"  {ev.split} epoch {ev.epoch}: top-1 {pct(metrics.accuracy(conf))}, "
                      f"{int(conf.sum())} images", style="")
         t.append(f"  ·  {'row %' if self.normalise else 'counts'} · order {self.order_name}", style="dim")
         self.query_one("#conf-title", Static).update(t)
@@ -291,7 +293,7 @@ class ConfusionScreen(Screen):
         data = self._data
         if data is None or not data.evaluations:
             return
-        files = [e["file"] for e in self._sorted(data.evaluations)]
+        files = [e.file for e in self._sorted(data.evaluations)]
         i = files.index(self.eval_file) if self.eval_file in files else 0
         self.eval_file = files[(i + step) % len(files)]
         self.follow_latest = False

@@ -171,7 +171,7 @@ class DashboardScreen(Screen):
             else:
                 err.display = False
         self.query_one(Curves).show(data, now=force)
-        if self._changed("progress", (id(d), d and d.last_step and d.last_step.get("step"), d and len(d.epochs),
+        if self._changed("progress", (id(d), d and d.last_step and d.last_step.step, d and len(d.epochs),
                                       d and d.status, d and d.task), force):
             self.query_one(TrainProgress).show(data)
         if self._changed("metrics", (id(d), d and len(d.epochs), d and len(d.evaluations), d and d.status), force):
@@ -212,7 +212,7 @@ class DashboardScreen(Screen):
         from cifartui.record.control import request_stop
         from cifartui.tui.screens.dialogs import ConfirmScreen
 
-        st = data.started or {}
+        st = data.started
         run_dir = data.run_dir
 
         def answered(choice: str | None) -> None:
@@ -229,6 +229,6 @@ class DashboardScreen(Screen):
 
         self.app.push_screen(ConfirmScreen(
             "Stop this run?",
-            f"{data.id} is trained by pid {st.get('pid')} on {st.get('host')}.\n"
+            f"{data.id} is trained by pid {st.pid if st else None} on {st.host if st else None}.\n"
             "y: stop it after its current log interval; it saves last.pt and ends stopped (resume later).",
             [("stop", "Stop it (y)"), ("cancel", "Cancel")], keys={"y": "stop", "n": "cancel"}), answered)

@@ -4,7 +4,7 @@ predicted probability; the B-as-A count beside (``s`` swaps to those images)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 from rich.text import Text
@@ -15,6 +15,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from cifartui.record.events import Evaluation
 from cifartui.record.store import load_samples
 from cifartui.tui.formatting import pct
 from cifartui.tui.widgets.thumbnails import HalfBlockImage, ThumbGrid
@@ -41,7 +42,7 @@ class DrilldownScreen(Screen):
         Binding("s", "swap", "Swap A/B"),
     ]
 
-    def __init__(self, run_dir: Path, evaluation: dict[str, Any], arrays: dict[str, np.ndarray], names: list[str],
+    def __init__(self, run_dir: Path, evaluation: Evaluation, arrays: dict[str, np.ndarray], names: list[str],
                  true: int, pred: int) -> None:
         super().__init__()
         self.run_dir = Path(run_dir)
@@ -76,7 +77,7 @@ class DrilldownScreen(Screen):
 
     @work(thread=True, exclusive=True, group="samples")
     def _load_samples(self) -> None:
-        split = str(self.evaluation.get("split"))
+        split = str(self.evaluation.split)
         images = self.cifar.samples_cache(self.run_dir, split, load_samples)
         self.app.call_from_thread(self._samples_ready, images)
 
@@ -92,7 +93,7 @@ class DrilldownScreen(Screen):
         conf = self.arrays["confusion"]
         ev = self.evaluation
         t = Text()
-        t.append(f"{ev.get('split')} epoch {ev.get('epoch')}: ", style="dim")
+        t.append(f"{ev.split} epoch {ev.epoch}: ", style="dim")
         t.append(f"true {self.names[a]}", style="bold cyan")
         t.append(" predicted as " if a != b else " predicted correctly as ")
         t.append(self.names[b], style="bold magenta")

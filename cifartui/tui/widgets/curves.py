@@ -167,7 +167,7 @@ class Curves(Horizontal):
             for chart in self.query(Chart):
                 chart.draw([])
             return
-        xmax = float((d.started or {}).get("epochs") or 0) or None
+        xmax = (float(d.started.epochs or 0) or None) if d.started is not None else None
         loss_chart = self.query_one("#chart-loss", Chart)
         acc_chart = self.query_one("#chart-accuracy", Chart)
         lr_chart = self.query_one("#chart-lr", Chart)

@@ -22,7 +22,7 @@ class RunHeader(Static):
             self.update(Text("No run selected: start one from the Config screen (e) or open one from Runs (r).", style="dim"),
                         layout=False)
             return
-        st = d.started or {}
+        st = d.started
         t = Text()
         t.append(d.id, style="bold")
         t.append("  ")
@@ -30,10 +30,10 @@ class RunHeader(Static):
         if live:
             t.append("  trained here", style="dim")
         elif following and d.status == "running":
-            t.append(f"  following pid {st.get('pid')}@{st.get('host')}", style="dim")
+            t.append(f"  following pid {st.pid if st else None}@{st.host if st else None}", style="dim")
         if st:
-            t.append(f"  {st.get('model', '')} on {st.get('dataset', '')}, {st.get('num_classes')} classes, "
-                     f"{st.get('train_size')}/{st.get('val_size')}/{st.get('test_size')} train/val/test")
+            t.append(f"  {st.model} on {st.dataset}, {st.num_classes} classes, "
+                     f"{st.train_size}/{st.val_size}/{st.test_size} train/val/test")
         if d.phase:
             t.append(f"  {d.phase}", style="italic yellow")
         if elsewhere:
@@ -43,17 +43,17 @@ class RunHeader(Static):
 
 class DeviceLine(Static):
     def show(self, d: RunData | None) -> None:
-        st = (d.started or {}) if d else {}
-        if not st:
+        st = d.started if d else None
+        if st is None:
             self.update("")
             return
         t = Text("device ", style="dim")
-        t.append(str(st.get("device", "?")))
-        if st.get("world_size", 1) > 1:
-            t.append(f" × {st['world_size']} processes")
-        if st.get("device_name"):
-            t.append(f"  {st['device_name']}", style="bold")
-        peak = next((e.get("gpu_memory_mb") for e in reversed(d.epochs) if e.get("gpu_memory_mb")), None)
+        t.append(str(st.device))
+        if st.world_size > 1:
+            t.append(f" × {st.world_size} processes")
+        if st.device_name:
+            t.append(f"  {st.device_name}", style="bold")
+        peak = next((e.gpu_memory_mb for e in reversed(d.epochs) if e.gpu_memory_mb), None)
         if d.gpu_mem_mb is not None or peak is not None or d.gpu_total_mb:
             used = d.gpu_mem_mb if d.gpu_mem_mb is not None else peak
             t.append("  memory ", style="dim")
@@ -62,8 +62,8 @@ class DeviceLine(Static):
                 t.append(f" / {d.gpu_total_mb / 1024:.0f} GiB")
             if peak is not None:
                 t.append(f" (peak {peak / 1024:.1f} GiB)", style="dim")
-        if st.get("resumed_from_epoch"):
-            t.append(f"  resumed at epoch {st['resumed_from_epoch']}", style="yellow")
+        if st.resumed_from_epoch:
+            t.append(f"  resumed at epoch {st.resumed_from_epoch}", style="yellow")
         self.update(t, layout=False)
 
 
@@ -91,7 +91,7 @@ class TrainProgress(Static):
         right = Text(f"{100 * p.fraction:5.1f}%  ETA {duration(p.eta_seconds)}  ")
         right.append(f"{p.images_per_second:,.0f} img/s" if p.images_per_second else "- img/s", style="bold")
         if d.last_step is not None and d.running:
-            right.append(f"  loss {d.last_step.get('loss', 0):.4f} acc {pct(d.last_step.get('acc'), 1)}", style="dim")
+            right.append(f"  loss {d.last_step.loss:.4f} acc {pct(d.last_step.acc, 1)}", style="dim")
         style = "green" if d.status in ("completed", "early_stopped") else ("red" if d.status in ("failed", "crashed") else "yellow")
         grid.add_row(left, ProgressBar(total=1.0, completed=p.fraction, complete_style=style, finished_style=style), right)
         self.update(grid, layout=False)
@@ -106,20 +106,20 @@ class MetricsTable(Static):
                           ("val acc", "right"), ("top-5", "right"), ("lr", "right"), ("time", "right"), ("img/s", "right")):
             table.add_column(col, justify=just, no_wrap=True)
         best = d.best_epoch if d else None
-        for e in sorted(d.epochs if d else [], key=lambda e: e.get("epoch", 0)):
+        for e in d.epochs if d else []:  # in epoch order
             mark = e is best
             table.add_row(
-                f"{'★' if mark else ' '}{e.get('epoch')}", num(e.get("train_loss")), pct(e.get("train_acc")),
-                num(e.get("val_loss")), pct(e.get("val_acc")), pct(e.get("val_top5")), num(e.get("lr"), ".2e"),
-                duration(e.get("epoch_seconds")), num(e.get("images_per_second"), ",.0f"),
+                f"{'★' if mark else ' '}{e.epoch}", num(e.train_loss), pct(e.train_acc),
+                num(e.val_loss), pct(e.val_acc), pct(e.val_top5), num(e.lr, ".2e"),
+                duration(e.epoch_seconds), num(e.images_per_second, ",.0f"),
                 style="bold green" if mark else None,
             )
         parts: list = [table]
         if d is not None:
-            test = next((ev for ev in reversed(d.evaluations) if ev.get("split") == "test"), None)
+            test = d.record.test  # the latest test evaluation
             if test is not None:
-                parts.append(Text(f"test (best weights, epoch {test.get('epoch')}): top-1 {pct(test.get('top1'))}  "
-                                  f"top-5 {pct(test.get('top5'))}  loss {num(test.get('loss'))}", style="bold"))
+                parts.append(Text(f"test (best weights, epoch {test.epoch}): top-1 {pct(test.top1)}  "
+                                  f"top-5 {pct(test.top5)}  loss {num(test.loss)}", style="bold"))
             if not d.epochs:
                 parts.append(Text("no epoch finished yet", style="dim"))
         self.update(Group(*parts))
