@@ -1,7 +1,7 @@
 """``cifartui eval`` and ``cifartui predict``: trained weights applied to data and to image files.
 
 ``eval RUN [--set data...]``: the run's best.pt on a dataset (by default the run's own data; change it with
-``--set data.*``), scored by the trainer's own ``Trainer.evaluate`` (the same loss, top-1/top-5, confusion
+``--set data.*``), scored by ``core.engine.evaluate``, the function the trainer scores with (the same loss, top-1/top-5, confusion
 matrix and per-sample arrays as a training run), normalised with the mean/std/image size stored in best.pt.
 The result is appended to the run as an ``evaluation`` event named ``eval-<source>-<split>-<time>`` (never
 ``test`` or ``val``, so the run's own scores stay as they were), with thumbnails of the images for the
@@ -139,7 +139,8 @@ def evaluate(source: str, overrides: list[str] = (), root: str = "runs", split: 
         cfg = cfg.with_overrides(**{"output.root": root})
 
     from cifartui.core.data import load_data
-    from cifartui.core.engine import Trainer, amp_dtype, resolve_device, thumbnails
+    from cifartui.core.engine import amp_dtype, resolve_device, thumbnails
+    from cifartui.core.engine import evaluate as evaluate_model  # the trainer's own: same figures and arrays
     from cifartui.record.events import Evaluation, Log, RunEnded, RunStarted, Samples
     from cifartui.core.loader import BatchLoader
     from cifartui.core.model import load_exact_weights
@@ -159,13 +160,10 @@ def evaluate(source: str, overrides: list[str] = (), root: str = "runs", split: 
     image_size = int(obj.get("image_size") or cfg.data.image_size or data.image_size)
     xs, ys = {"test": (data.test_x, data.test_y), "val": (data.val_x, data.val_y), "train": (data.train_x, data.train_y)}[split]
 
-    trainer = Trainer(cfg, None, [])  # the trainer's evaluate: the same figures and arrays as training
-    trainer.model, trainer.data, trainer.device = model.to(device), data, device
-    trainer.amp_dtype = amp_dtype(cfg.train.amp, device)
     eval_bs = cfg.train.eval_batch_size or max(cfg.train.batch_size, 256 if device.type == "cuda" else cfg.train.batch_size)
     loader = BatchLoader(xs.to(device), ys.to(device), eval_bs, mean=mean, std=std, image_size=image_size)
     t0 = time.perf_counter()
-    result = trainer.evaluate(loader)
+    result = evaluate_model(model.to(device), loader, data.num_classes, device, amp_dtype(cfg.train.amp, device))
     seconds = time.perf_counter() - t0
 
     stamp = time.strftime("%Y%m%d-%H%M%S")

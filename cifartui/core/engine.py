@@ -26,7 +26,7 @@ from timm.optim import create_optimizer_v2
 from cifartui.config import Config
 from cifartui.core import checkpoint as ckpt
 from cifartui.core import distributed as ddp
-from cifartui.core.data import DataBundle, load_data
+from cifartui.core.data import load_data
 from cifartui.record.events import Checkpoint, EpochEnd, Evaluation, Event, Log, RunEnded, RunStarted, Samples, Step
 from cifartui.core.loader import BatchLoader
 from cifartui.core.model import build_model, load_exact_weights
@@ -127,6 +127,55 @@ def thumbnails(x: torch.Tensor, max_side: int = 64) -> np.ndarray:
             out.append(F.interpolate(chunk.float(), size=(max_side, max_side), mode="bilinear", antialias=True).round().clamp(0, 255).to(torch.uint8))
         x = torch.cat(out)
     return x.permute(0, 2, 3, 1).contiguous().cpu().numpy()
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None):
+    """Mixed precision on CUDA when asked (``amp_dtype``), nothing otherwise."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@torch.no_grad()
+def evaluate(model: torch.nn.Module, loader: BatchLoader, num_classes: int, device: torch.device,
+             amp: torch.dtype | None = None) -> EvalResult:
+    """Score ``model`` on every batch of ``loader``: loss, top-1/top-5, the confusion matrix and per-sample
+    predictions. Under torchrun each rank scores its shard and the figures are summed over all ranks.
+    The trainer (each epoch's validation, the final test) and ``cifartui eval`` both call it."""
+    was_training = model.training
+    model.eval()
+    c, dev = num_classes, device
+    loss_sum = torch.zeros((), device=dev, dtype=torch.float64)
+    confusion = torch.zeros(c * c, device=dev, dtype=torch.int64)
+    top5 = torch.zeros((), device=dev, dtype=torch.int64)
+    preds, pred_prob, true_prob, targets = [], [], [], []
+    k = min(5, c)
+    for _step, x, y, _idx in loader.batches():
+        with autocast(dev, amp):
+            logits = model(x)
+        logits = logits.float()
+        loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
+        prob = logits.softmax(1)
+        p, pred = prob.max(1)
+        confusion += torch.bincount(y * c + pred, minlength=c * c)
+        top5 += (logits.topk(k, 1).indices == y[:, None]).any(1).sum()
+        preds.append(pred)
+        pred_prob.append(p)
+        true_prob.append(prob.gather(1, y[:, None]).squeeze(1))
+        targets.append(y)
+    model.train(was_training)
+    ddp.all_sum(loss_sum), ddp.all_sum(confusion), ddp.all_sum(top5)
+    cat = lambda parts, dtype: ddp.gather_cat(torch.cat(parts).to(dtype)) if parts else torch.zeros(0, dtype=dtype, device=dev)  # noqa: E731
+    preds_t, targets_t = cat(preds, torch.int64), cat(targets, torch.int64)
+    pp, tp = cat(pred_prob, torch.float32), cat(true_prob, torch.float32)
+    n = max(1, int(targets_t.numel()))
+    conf = confusion.view(c, c).cpu().numpy()
+    return EvalResult(
+        loss=float(loss_sum.item()) / n, top1=float(np.trace(conf)) / n, top5=float(top5.item()) / n,
+        confusion=conf.astype(np.int32), targets=targets_t.cpu().numpy().astype(np.int32),
+        preds=preds_t.cpu().numpy().astype(np.int32), pred_prob=pp.cpu().numpy().astype(np.float16),
+        true_prob=tp.cpu().numpy().astype(np.float16),
+    )
 
 
 class Trainer:
@@ -250,9 +299,7 @@ class Trainer:
             self._load_resume_state()
 
     def autocast(self):
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+        return autocast(self.device, self.amp_dtype)
 
     # -- checkpoints ------------------------------------------------------------------------------
     def _resume_state(self, epoch: int, step: int) -> dict:
@@ -346,44 +393,8 @@ class Trainer:
                             + (f", epoch {self.epoch} step {old_step} -> step {self.step}" if old_step else ""))
 
     # -- evaluation -------------------------------------------------------------------------------
-    @torch.no_grad()
     def evaluate(self, loader: BatchLoader) -> EvalResult:
-        model = self.model
-        was_training = model.training
-        model.eval()
-        c = self.data.num_classes
-        dev = self.device
-        loss_sum = torch.zeros((), device=dev, dtype=torch.float64)
-        confusion = torch.zeros(c * c, device=dev, dtype=torch.int64)
-        top5 = torch.zeros((), device=dev, dtype=torch.int64)
-        preds, pred_prob, true_prob, targets = [], [], [], []
-        k = min(5, c)
-        for _step, x, y, _idx in loader.batches():
-            with self.autocast():
-                logits = model(x)
-            logits = logits.float()
-            loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
-            prob = logits.softmax(1)
-            p, pred = prob.max(1)
-            confusion += torch.bincount(y * c + pred, minlength=c * c)
-            top5 += (logits.topk(k, 1).indices == y[:, None]).any(1).sum()
-            preds.append(pred)
-            pred_prob.append(p)
-            true_prob.append(prob.gather(1, y[:, None]).squeeze(1))
-            targets.append(y)
-        model.train(was_training)
-        ddp.all_sum(loss_sum), ddp.all_sum(confusion), ddp.all_sum(top5)
-        cat = lambda parts, dtype: ddp.gather_cat(torch.cat(parts).to(dtype)) if parts else torch.zeros(0, dtype=dtype, device=dev)  # noqa: E731
-        preds_t, targets_t = cat(preds, torch.int64), cat(targets, torch.int64)
-        pp, tp = cat(pred_prob, torch.float32), cat(true_prob, torch.float32)
-        n = max(1, int(targets_t.numel()))
-        conf = confusion.view(c, c).cpu().numpy()
-        return EvalResult(
-            loss=float(loss_sum.item()) / n, top1=float(np.trace(conf)) / n, top5=float(top5.item()) / n,
-            confusion=conf.astype(np.int32), targets=targets_t.cpu().numpy().astype(np.int32),
-            preds=preds_t.cpu().numpy().astype(np.int32), pred_prob=pp.cpu().numpy().astype(np.float16),
-            true_prob=tp.cpu().numpy().astype(np.float16),
-        )
+        return evaluate(self.model, loader, self.data.num_classes, self.device, self.amp_dtype)
 
     # -- training ---------------------------------------------------------------------------------
     def _stop_requested(self, check_file: bool = True) -> bool:
