@@ -23,7 +23,6 @@ paints at most 60 frames a second, so this includes waiting for the next frame.
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import shutil
 import statistics
@@ -34,6 +33,7 @@ import time
 from pathlib import Path
 
 from bench.common import Result, interleave, median, not_available, pairs
+from bench.terminal import Tmux
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "configs" / "demo.yaml"
@@ -48,45 +48,6 @@ def _app_missing() -> str | None:
     if not EXE.exists():
         return f"{EXE} is not installed (bash scripts/setup.sh)"
     return None
-
-
-def _wait_until(predicate, timeout: float, describe, every: float) -> None:
-    """Check ``predicate`` every ``every`` seconds; after ``timeout``, raise with ``describe()``."""
-    end = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > end:
-            raise RuntimeError(describe())
-        time.sleep(every)
-
-
-class _Tmux:
-    """A private tmux server with one pane of a fixed size."""
-
-    def __init__(self, width: int = 160, height: int = 48):
-        self.base = ["tmux", "-L", f"bench-{os.getpid()}-{time.monotonic_ns()}", "-f", "/dev/null"]
-        subprocess.run([*self.base, "new-session", "-d", "-s", "b", "-x", str(width), "-y", str(height), "sleep 3600"],
-                       check=True, timeout=30)
-        self.socket = self.run("display-message", "-p", "#{socket_path}").strip()
-
-    def run(self, *args: str) -> str:
-        return subprocess.run([*self.base, *args], capture_output=True, text=True, timeout=30).stdout
-
-    def respawn(self, command: str) -> None:
-        self.run("respawn-pane", "-k", "-t", "b", command)
-
-    def screen(self) -> str:
-        return self.run("capture-pane", "-p", "-t", "b")
-
-    def key(self, key: str) -> None:
-        self.run("send-keys", "-t", "b", key)
-
-    def wait(self, predicate, timeout: float, what: str, every: float = 0.1) -> None:
-        _wait_until(predicate, timeout, lambda: f"{what} within {timeout:.0f}s; the screen:\n{self.screen()}", every)
-
-    def close(self) -> None:
-        subprocess.run([*self.base, "kill-server"], capture_output=True, timeout=30)
-        if self.socket:
-            Path(self.socket).unlink(missing_ok=True)
 
 
 def _paint_time(path: Path, key: str = "time") -> float | None:
@@ -166,22 +127,22 @@ def run_ui_overhead(quick: bool) -> Result:
         count[0] += 1
         root = tmp / f"a{count[0]}"
         paint = tmp / f"paint{count[0]}"
-        tmux = _Tmux()
+        tmux = Tmux()
         try:
-            tmux.respawn(_app_command([str(EXE), "--root", str(root), "--config", str(DEMO), *sets],
+            tmux.start(_app_command([str(EXE), "--root", str(root), "--config", str(DEMO), *sets],
                                       {"CIFARTUI_FIRST_PAINT_FILE": str(paint)}))
             tmux.wait(lambda: _paint_time(paint) is not None and "valid" in tmux.screen(), 120, "the app did not show its config")
             for key in ("Escape", "s"):  # leave any focused field, then start
-                tmux.key(key)
+                tmux.keys(key)
                 time.sleep(0.3)
             # poll the run's summary.json, not the screen: a `tmux capture-pane` every 0.1 s (a process
             # spawn each) took CPU from the app's training that the headless runs never had to share
             tmux.wait(lambda: _run_ended(root), 1800, "training in the app did not end", every=0.5)
             tmux.wait(lambda: "completed" in tmux.screen(), 30, "the app did not show the run completed")  # training is over
-            tmux.key("q")
+            tmux.keys("q")
             time.sleep(0.5)
         finally:
-            tmux.close()
+            tmux.kill()
         return _throughput(root)
 
     try:
@@ -218,7 +179,7 @@ class _FirstFrames:
 
     def __init__(self) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="bench-ff-"))
-        self.tmux = _Tmux()
+        self.tmux = Tmux()
         self.count = 0
         self.ready: list[float] = []
 
@@ -227,11 +188,11 @@ class _FirstFrames:
         self.count += 1
         paint, root = self.tmp / f"paint{self.count}", self.tmp / f"runs{self.count}"
         t0 = time.time()
-        self.tmux.respawn(_app_command([str(EXE), "--root", str(root)], {"CIFARTUI_FIRST_PAINT_FILE": str(paint)}))
+        self.tmux.start(_app_command([str(EXE), "--root", str(root)], {"CIFARTUI_FIRST_PAINT_FILE": str(paint)}))
         self.tmux.wait(lambda: _paint_time(paint) is not None, 60, "the app did not paint")
         self.tmux.wait(lambda: _paint_time(paint, "ready") is not None, 60, "the config form did not appear")
         self.ready.append(_paint_time(paint, "ready") - t0)
-        self.tmux.respawn("sleep 3600")  # kills the app
+        self.tmux.start("sleep 3600")  # kills the app
         return _paint_time(paint) - t0
 
     def bare_textual(self) -> float:
@@ -240,13 +201,13 @@ class _FirstFrames:
         paint, script = self.tmp / f"paint{self.count}", self.tmp / "bare_app.py"
         script.write_text(_BARE_APP)
         t0 = time.time()
-        self.tmux.respawn(_app_command([sys.executable, str(script)], {"CIFARTUI_FIRST_PAINT_FILE": str(paint)}))
+        self.tmux.start(_app_command([sys.executable, str(script)], {"CIFARTUI_FIRST_PAINT_FILE": str(paint)}))
         self.tmux.wait(lambda: _paint_time(paint) is not None, 60, "the bare Textual app did not paint")
-        self.tmux.respawn("sleep 3600")
+        self.tmux.start("sleep 3600")
         return _paint_time(paint) - t0
 
     def close(self) -> None:
-        self.tmux.close()
+        self.tmux.kill()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 

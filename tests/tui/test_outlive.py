@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tui_support import REPO, Tmux
+from bench.terminal import Tmux  # the one terminal driver of tests and benchmarks
+from tui_support import REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")]
 

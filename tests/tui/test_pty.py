@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tui_support import REPO, Tmux
+from bench.terminal import Tmux  # the one terminal driver of tests and benchmarks
+from tui_support import REPO
 
 DEMO_OVERRIDES = [  # the demo, cut to a few seconds on a CPU
     "train.epochs=1", "data.train_size=400", "data.test_size=100", "data.synthetic_size=16",

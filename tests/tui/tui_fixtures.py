@@ -6,7 +6,6 @@ thumbnails, no torch. Used by the Pilot tests, the snapshots and for looking at 
 
 from __future__ import annotations
 
-import os
 import socket
 import sys
 from pathlib import Path

@@ -3,8 +3,6 @@ would get whichever of the two pytest imported last."""
 
 from __future__ import annotations
 
-import subprocess
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,36 +37,3 @@ async def wait_for(pilot, predicate, timeout: float = 60.0, step: float = 0.1) -
         await pilot.pause(step)
     return predicate()
 
-
-class Tmux:
-    def __init__(self, name: str, width: int = 120, height: int = 40):
-        self.base = ["tmux", "-L", name, "-f", "/dev/null"]
-        self.width, self.height = width, height
-
-    def run(self, *args: str) -> str:
-        return subprocess.run([*self.base, *args], capture_output=True, text=True, timeout=30).stdout
-
-    def start(self, command: str) -> None:
-        subprocess.run([*self.base, "new-session", "-d", "-s", "t", "-x", str(self.width), "-y", str(self.height),
-                        command], check=True, timeout=30)
-
-    def screen(self) -> str:
-        return self.run("capture-pane", "-p", "-t", "t")
-
-    def keys(self, *keys: str) -> None:
-        for key in keys:  # one at a time: Escape then s must not arrive as alt+s
-            self.run("send-keys", "-t", "t", key)
-            time.sleep(0.3)
-
-    def wait(self, text: str, timeout: float) -> str:
-        end = time.monotonic() + timeout
-        screen = ""
-        while time.monotonic() < end:
-            screen = self.screen()
-            if text in screen:
-                return screen
-            time.sleep(0.2)
-        raise AssertionError(f"{text!r} did not appear within {timeout}s; the screen:\n{screen}")
-
-    def kill(self) -> None:
-        subprocess.run([*self.base, "kill-server"], capture_output=True, timeout=30)
