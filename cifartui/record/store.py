@@ -356,13 +356,3 @@ def load_samples(run_path: str | os.PathLike, split: str) -> np.ndarray | None:
 
 def evaluations(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return [e for e in events if e.get("type") == "evaluation" and e.get("file")]
-
-
-def epoch_rows(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One ``epoch`` event per epoch, in order. A resumed run may repeat the epochs after its last save;
-    the later event wins (it belongs to the history that continued)."""
-    rows: dict[int, dict[str, Any]] = {}
-    for e in events:
-        if e.get("type") == "epoch" and isinstance(e.get("epoch"), int):
-            rows[e["epoch"]] = e
-    return [rows[k] for k in sorted(rows)]
