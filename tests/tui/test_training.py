@@ -51,7 +51,6 @@ async def test_training_started_from_the_app_reaches_the_finished_state(tmp_path
         assert data.status == "completed", (data.error, data.logs[-5:])
         assert data.run_dir is not None and (data.run_dir / "best.pt").exists() and (data.run_dir / "last.pt").exists()
         assert len(data.epochs) == 1 and data.steps, "step events reached the UI"
-        assert live.bridge.posted <= live.bridge.received  # wake-ups never outnumber events
         assert "★1" in _text(app.screen.query_one(MetricsTable))
         assert app.screen.query_one("#run-header").content is not None
         # the finished run is on the Runs screen and its confusion matrix opens
