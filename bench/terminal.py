@@ -28,12 +28,37 @@ class Tmux:
     def start(self, command: str) -> None:
         """Run ``command`` in the pane (a shell command line); a second call replaces what runs there."""
         if self.started:
+            before = self.processes()
             self.run("respawn-pane", "-k", "-t", "t", command)
+            # what ran there gets SIGHUP; cifartui then exits in order (not at once): let it finish, so its
+            # exit does not take the CPU from whatever is timed next
+            end = time.monotonic() + 10
+            while any(Path(f"/proc/{pid}").exists() and not _zombie(pid) for pid in before) and time.monotonic() < end:
+                time.sleep(0.02)
             return
         subprocess.run([*self.base, "new-session", "-d", "-s", "t", "-x", str(self.width), "-y", str(self.height),
                         command], check=True, timeout=30)
         self.started = True
         self.socket = self.run("display-message", "-p", "#{socket_path}").strip()
+
+    def processes(self) -> list[int]:
+        """The pane's process and its descendants (Linux /proc)."""
+        root = self.run("display-message", "-p", "-t", "t", "#{pane_pid}").strip()
+        if not root.isdigit():
+            return []
+        children: dict[int, list[int]] = {}
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+        found, todo = [], [int(root)]
+        while todo:
+            pid = todo.pop()
+            found.append(pid)
+            todo.extend(children.get(pid, []))
+        return found
 
     def screen(self) -> str:
         return self.run("capture-pane", "-p", "-t", "t")
@@ -60,3 +85,10 @@ class Tmux:
         subprocess.run([*self.base, "kill-server"], capture_output=True, timeout=30)
         if self.socket:
             Path(self.socket).unlink(missing_ok=True)
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True

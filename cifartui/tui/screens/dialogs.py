@@ -181,7 +181,7 @@ class QueueScreen(ModalScreen[list[str] | None]):
         self.check = check
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="queue-dialog", classes="dialog wide"):
+        with Vertical(id="queue-dialog", classes="dialog"):
             yield Label(f"Queue {self.run_name}: a background worker trains it", classes="dialog-title")
             yield Static("Sweep (optional): KEY=V1,V2,... separated by spaces; one run per point of the grid, "
                          "e.g. train.lr=1e-3,3e-4 train.batch_size=32,64", classes="dialog-body")
