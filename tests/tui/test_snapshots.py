@@ -139,3 +139,44 @@ def test_help_screen(snap_compare, in_fixture):
         await settle(pilot)
 
     assert snap_compare(make_app("runs"), terminal_size=(160, 48), run_before=before)
+
+
+def test_queue_dialog(snap_compare, fixture_root, monkeypatch):
+    monkeypatch.chdir(REPO)
+    config = DATA.relative_to(REPO) / "snapshot.yaml"
+
+    async def before(pilot):
+        await settle(pilot)
+        await pilot.press("escape", "a")
+        await settle(pilot)
+        pilot.app.screen.query_one("#queue-sweep").value = "train.lr=1e-3,3e-4 train.batch_size=32,64"
+        await settle(pilot)
+
+    assert snap_compare(make_app("runs", config_path=config), terminal_size=(160, 48), run_before=before)
+
+
+def test_sweep_screen(snap_compare, fixture_root, tmp_path, monkeypatch):
+    """Two fixture runs as a finished sweep over train.lr (queue entries written with fixed ids)."""
+    import json
+    import shutil
+
+    from cifartui.queue import Entry, queue_dir
+
+    root = tmp_path / "runs"
+    shutil.copytree(fixture_root, root)
+    monkeypatch.chdir(tmp_path)
+    queue_dir(root).mkdir()
+    for n, (run, lr) in enumerate(((C10, 0.001), (C100, 0.0001)), 1):
+        entry = Entry(id=f"20250603-120000-000{n}", sweep="20250603-120000-0001", state="done",
+                      overrides={"train.lr": lr}, swept=["train.lr"], config="", source=None, name=run,
+                      created=1748944800.0, run=str(root / run))
+        (queue_dir(root) / f"{entry.id}.json").write_text(json.dumps(entry.to_dict()))
+
+    async def before(pilot):
+        await settle(pilot)
+        table = pilot.app.screen.query_one(DataTable)
+        table.move_cursor(row=[r.id for r in pilot.app.screen.shown].index(C10))
+        await pilot.press("w")
+        await settle(pilot)
+
+    assert snap_compare(make_app("runs"), terminal_size=(160, 48), run_before=before)
