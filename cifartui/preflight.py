@@ -41,7 +41,12 @@ def _check_image_folder(root: Path) -> None:
         raise DataError(f"data.root: {str(root)!r} does not exist (data.source=imagefolder).\n"
                         "  Point data.root at a folder of class folders (or with train/ val/ test/).")
     base = root / "train" if (root / "train").is_dir() else root
-    classes = [p for p in base.iterdir() if p.is_dir() and not p.name.startswith(".")]
+    try:  # as the loader sees them: no hidden folders, no __MACOSX, symlinked folders not followed
+        classes = [p for p in base.iterdir() if p.is_dir() and not p.is_symlink()
+                   and not p.name.startswith(".") and p.name != "__MACOSX"]
+    except OSError as exc:
+        raise DataError(f"data.root: {str(base)!r} cannot be read ({exc.strerror or exc}).\n"
+                        "  Fix its permissions or point data.root elsewhere.") from None
     if not classes:
         raise DataError(f"data.root: {str(base)!r} holds no class folders.\n"
                         "  Expected <root>/<class>/<image> (or <root>/train/<class>/... with val/ and test/).")

@@ -185,74 +185,227 @@ def _load_cifar(cfg: DataConfig, notify: Notify):
 
 
 # -- image folders --------------------------------------------------------------------------------
+def _hidden(name: str) -> bool:
+    """Dot files and folders (``.ipynb_checkpoints``, macOS ``._x.png``) and ``__MACOSX`` are never data."""
+    return name.startswith(".") or name == "__MACOSX"
+
+
+def _high_depth_to_8bit(im) -> np.ndarray:
+    """One-channel images deeper than 8 bits -> uint8, scaled by the range their mode can hold:
+    16-bit (I;16*) /257; I (32-bit int) and F (float) by the first range their values fit in:
+    [0, 1] (float only) x255, [0, 255] as is, [0, 65535] /257, else the image's own min..max."""
+    a = np.asarray(im)
+    if im.mode.startswith("I;16"):
+        return np.rint(a.astype(np.float64) / 257.0).astype(np.uint8)
+    a = np.nan_to_num(a.astype(np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    lo, hi = float(a.min()), float(a.max())
+    if im.mode == "F" and lo >= 0 and hi <= 1:
+        a = a * 255.0
+    elif lo >= 0 and hi <= 255:
+        pass
+    elif lo >= 0 and hi <= 65535:
+        a = a / 257.0
+    else:
+        a = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
+    return np.clip(np.rint(a), 0, 255).astype(np.uint8)
+
+
+def _to_rgb(im):
+    """A PIL image as the user sees it, in 8-bit RGB: EXIF orientation applied, high bit depths scaled
+    (not clipped to white), palettes expanded, grayscale repeated, alpha composited on black."""
+    from PIL import Image, ImageOps
+
+    im = ImageOps.exif_transpose(im)
+    if im.mode.startswith("I;16") or im.mode in ("I", "F"):
+        return Image.fromarray(_high_depth_to_8bit(im), "L").convert("RGB")
+    if im.mode == "P" and "transparency" in im.info or im.mode in ("PA", "LA", "La", "RGBa"):
+        im = im.convert("RGBA")
+    if im.mode == "RGBA":
+        a = np.asarray(im, dtype=np.uint16)
+        rgb = (a[..., :3] * a[..., 3:] + 127) // 255  # composite on black: a transparent pixel is black
+        return Image.fromarray(rgb.astype(np.uint8), "RGB")
+    return im.convert("RGB")
+
+
 def _decode(path: str, size: int | None) -> np.ndarray:
     from PIL import Image
 
     with Image.open(path) as im:
-        im = im.convert("RGB")
+        im = _to_rgb(im)
         if size is not None and im.size != (size, size):
             im = im.resize((size, size), Image.BILINEAR)
         return np.asarray(im, dtype=np.uint8)
 
 
-def _read_folder(folder: Path, size: int | None, class_names: list[str] | None, notify: Notify):
-    from torchvision.datasets.folder import find_classes, make_dataset
+@dataclass
+class _Scan:
+    classes: dict  # class name -> image paths (each real file once), in sorted walk order
+    unlisted: dict  # class name -> why its folder could not be read
+    bad_dirs: list  # subfolders that could not be read: "path (why)"
+    links: list  # symlinked folders, not followed
+    duplicates: list  # (path skipped, path of the same real file already counted)
 
+
+def _scan_folder(folder: Path, seen: dict) -> _Scan:
+    """Class folders of ``folder`` and their images, like torchvision's ImageFolder but: hidden entries
+    skipped, symlinked folders not followed, each real file (device, inode) counted once across every
+    call sharing ``seen`` (a real file wins over a link to it; earlier splits win over later ones)."""
     try:
-        names, index = find_classes(str(folder))
-    except FileNotFoundError:
+        top = sorted(os.scandir(folder), key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError):
+        top = []
+    except OSError as exc:
+        raise DataError(f"data.root: {str(folder)!r} cannot be read ({exc.strerror or exc}).\n"
+                        "  Fix its permissions or point data.root elsewhere.") from None
+    scan = _Scan({}, {}, [], [], [])
+    items: list[tuple[str, str, bool, tuple | None]] = []  # (class, path, via a link, real file key)
+    for entry in top:
+        if _hidden(entry.name):
+            continue
+        try:
+            if entry.is_symlink():
+                if entry.is_dir():
+                    scan.links.append(entry.path)
+                continue
+            if not entry.is_dir(follow_symlinks=False):
+                continue  # loose files beside the class folders are not images of any class
+        except OSError:
+            continue
+        scan.classes[entry.name] = []
+        stack = [entry.path]
+        while stack:
+            d = stack.pop()
+            try:
+                entries = sorted(os.scandir(d), key=lambda e: e.name)
+            except OSError as exc:
+                why = exc.strerror or str(exc)
+                if d == entry.path:
+                    scan.unlisted[entry.name] = f"cannot be read: {why}"
+                else:
+                    scan.bad_dirs.append(f"{d} ({why})")
+                continue
+            subdirs = []
+            for e in entries:
+                if _hidden(e.name):
+                    continue
+                try:
+                    if e.is_dir(follow_symlinks=False):
+                        subdirs.append(e.path)
+                        continue
+                    link = e.is_symlink()
+                    if link and e.is_dir():
+                        scan.links.append(e.path)
+                        continue
+                except OSError:  # e.g. a cycle of file links: kept, so it is listed as unreadable
+                    link = True
+                if not e.name.lower().endswith(IMAGE_EXTENSIONS):
+                    continue
+                try:
+                    st = os.stat(e.path)
+                    key = (st.st_dev, st.st_ino)
+                except OSError:
+                    key = None  # a dangling link: kept, so it is listed as unreadable when decoded
+                items.append((entry.name, e.path, link, key))
+            stack.extend(reversed(subdirs))
+    keep = set()
+    for links_pass in (False, True):
+        for i, (_c, path, link, key) in enumerate(items):
+            if link != links_pass:
+                continue
+            if key is not None and key in seen:
+                scan.duplicates.append((path, seen[key]))
+                continue
+            if key is not None:
+                seen[key] = path
+            keep.add(i)
+    for i, (cls, path, _l, _k) in enumerate(items):
+        if i in keep:
+            scan.classes[cls].append(path)
+    return scan
+
+
+def _listing(lines: list[str], limit: int = 10) -> str:
+    more = f"\n    ... and {len(lines) - limit} more" if len(lines) > limit else ""
+    return "\n    " + "\n    ".join(lines[:limit]) + more
+
+
+def _read_folder(folder: Path, size: int | None, class_names: list[str] | None, notify: Notify,
+                 seen: dict | None = None):
+    scan = _scan_folder(folder, {} if seen is None else seen)
+    if scan.links:
+        notify("warning", f"Did not follow {len(scan.links)} symlinked folder(s) in {folder} (a link could loop or "
+                          f"count the same images twice; move or copy the images in instead):{_listing(scan.links)}")
+    if scan.duplicates:
+        notify("warning", f"Skipped {len(scan.duplicates)} duplicate image(s) in {folder}: links to a file already "
+                          f"counted, so no image is in two places:{_listing([f'{p} (= {q})' for p, q in scan.duplicates])}")
+    if scan.bad_dirs:
+        notify("warning", f"Skipped {len(scan.bad_dirs)} unreadable folder(s) in {folder}:{_listing(scan.bad_dirs)}")
+    if not scan.classes:
+        hint = f"\n  Symlinked folders are not followed: {', '.join(scan.links[:3])}." if scan.links else ""
         raise DataError(
             f"data.root: {str(folder)!r} holds no class folders.\n"
-            "  Expected <root>/<class>/<image> (or <root>/train/<class>/... with val/ and test/)."
-        ) from None
+            f"  Expected <root>/<class>/<image> (or <root>/train/<class>/... with val/ and test/).{hint}"
+        )
+    present = [n for n, files in scan.classes.items() if files]
     if class_names is not None:
-        missing = [n for n in names if n not in class_names]
+        missing = [n for n in present if n not in class_names]
         if missing:
             raise DataError(f"data.root: {folder} has classes not in the training set: {', '.join(missing[:5])}")
-        index = {n: class_names.index(n) for n in names}
-    samples = make_dataset(str(folder), index, extensions=IMAGE_EXTENSIONS, allow_empty=True)
-    if not samples:
-        raise DataError(f"data.root: no images ({', '.join(IMAGE_EXTENSIONS)}) under {str(folder)!r}.")
-    if size is None:  # native size: take it from the first image, every other must match
-        try:
-            first = _decode(samples[0][0], None)
-        except Exception as exc:
-            raise DataError(f"data.root: cannot read {samples[0][0]} ({exc}).") from None
-        h, w = first.shape[:2]
-        if h != w:
-            raise DataError(f"data.image_size: null needs square images; {samples[0][0]} is {w}x{h}. Set data.image_size, e.g. 224.")
-        size_check = h
+        index = {n: class_names.index(n) for n in present}
     else:
-        size_check = None
+        index = {n: i for i, n in enumerate(scan.classes)}
+    samples = [(p, index[n]) for n in present for p in scan.classes[n]]
+    if not samples:
+        if scan.duplicates:
+            raise DataError(f"data.root: every image under {str(folder)!r} is a link to an image already counted "
+                            f"(e.g. {scan.duplicates[0][0]} = {scan.duplicates[0][1]}).\n"
+                            "  Give this split its own images.")
+        raise DataError(f"data.root: no images ({', '.join(IMAGE_EXTENSIONS)}) under {str(folder)!r}.")
 
     def load(sample):
         path, label = sample
         try:
-            arr = _decode(path, size)
+            return path, label, _decode(path, size), None
         except Exception as exc:  # PIL raises many types for truncated or corrupt files
             return path, label, None, f"{type(exc).__name__}: {exc}"
-        if size_check is not None and arr.shape[:2] != (size_check, size_check):
-            return path, label, None, f"size {arr.shape[1]}x{arr.shape[0]} differs from {size_check}x{size_check}"
-        return path, label, arr, None
 
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 2) * 2)) as pool:
         results = list(pool.map(load, samples, chunksize=64))
     bad = [(p, why) for p, _l, a, why in results if a is None]
-    good = [(a, l) for _p, l, a, _w in results if a is not None]
+    good = [(p, a, l) for p, l, a, _w in results if a is not None]
     if bad:
-        if any("differs from" in why for _p, why in bad):
-            raise DataError(
-                f"data.image_size: null but the images have different sizes (e.g. {bad[0][0]}: {bad[0][1]}).\n"
-                "  Set data.image_size, e.g. 224, to resize them all."
-            )
-        listed = "\n    ".join(f"{p} ({why})" for p, why in bad[:10])
-        more = f"\n    ... and {len(bad) - 10} more" if len(bad) > 10 else ""
-        notify("warning", f"Skipped {len(bad)} unreadable image(s) in {folder}:\n    {listed}{more}")
+        notify("warning", f"Skipped {len(bad)} unreadable image(s) in {folder}:{_listing([f'{p} ({w})' for p, w in bad])}")
     if not good:
         raise DataError(f"data.root: none of the {len(samples)} images under {str(folder)!r} could be read.")
-    x = torch.from_numpy(np.stack([a for a, _ in good])).permute(0, 3, 1, 2).contiguous()
-    y = torch.tensor([l for _, l in good], dtype=torch.int64)
-    return x, y, (class_names or names)
+    if size is None:  # native size: the first readable image sets it, every other must match
+        ref_path, ref, _ = good[0]
+        h, w = ref.shape[:2]
+        if h != w:
+            raise DataError(f"data.image_size: null needs square images; {ref_path} is {w}x{h}. Set data.image_size, e.g. 224.")
+        other = next(((p, a) for p, a, _l in good if a.shape[:2] != (h, w)), None)
+        if other is not None:
+            raise DataError(
+                f"data.image_size: null but the images have different sizes (e.g. {other[0]}: "
+                f"{other[1].shape[1]}x{other[1].shape[0]}, {ref_path}: {w}x{h}).\n"
+                "  Set data.image_size, e.g. 224, to resize them all."
+            )
+    x = torch.from_numpy(np.stack([a for _p, a, _l in good])).permute(0, 3, 1, 2).contiguous()
+    y = torch.tensor([l for _p, _a, l in good], dtype=torch.int64)
+    if class_names is not None:
+        return x, y, class_names
+    names = list(scan.classes)
+    counts = torch.bincount(y, minlength=len(names)).tolist()
+    dropped = [n for n, c in zip(names, counts) if c == 0]
+    if dropped:  # a class the model could never learn: drop it, say so
+        why = {n: scan.unlisted.get(n) or ("no readable image" if scan.classes[n] else "no image files") for n in dropped}
+        notify("warning", f"Ignored {len(dropped)} class folder(s) in {folder} with no readable image (not classes of "
+                          f"this run):{_listing([f'{n}/ ({why[n]})' for n in dropped])}")
+        kept = [i for i, c in enumerate(counts) if c > 0]
+        remap = torch.full((len(names),), -1, dtype=torch.int64)
+        remap[torch.tensor(kept)] = torch.arange(len(kept))
+        y = remap[y]
+        names = [names[i] for i in kept]
+    return x, y, names
 
 
 def _load_imagefolder(cfg: DataConfig, notify: Notify):
@@ -260,24 +413,25 @@ def _load_imagefolder(cfg: DataConfig, notify: Notify):
     if not root.is_dir():
         raise DataError(f"data.root: {str(root)!r} does not exist (data.source=imagefolder).\n  Point data.root at a folder of class folders.")
     size = cfg.image_size
+    seen: dict = {}  # real files counted so far, over every split: none lands in two
     train_dir = root / "train"
     if train_dir.is_dir():
-        train_x, train_y, names = _read_folder(train_dir, size, None, notify)
+        train_x, train_y, names = _read_folder(train_dir, size, None, notify, seen)
         size = size or train_x.shape[-1]
         val = next((root / n for n in ("val", "valid", "validation") if (root / n).is_dir()), None)
         val_x = val_y = None
         if val is not None:
-            val_x, val_y, _ = _read_folder(val, size, names, notify)
+            val_x, val_y, _ = _read_folder(val, size, names, notify, seen)
         test = root / "test"
         if test.is_dir():
-            test_x, test_y, _ = _read_folder(test, size, names, notify)
+            test_x, test_y, _ = _read_folder(test, size, names, notify, seen)
         elif val is not None:  # the flower_data layout: train/ and valid/ only; score on valid
             notify("warning", f"No test/ folder in {root}: the final test score uses {val.name}/.")
             test_x, test_y = val_x, val_y
         else:
             test_x = test_y = None
         return train_x, train_y, (val_x, val_y) if val_x is not None else None, test_x, test_y, names
-    x, y, names = _read_folder(root, size, None, notify)
+    x, y, names = _read_folder(root, size, None, notify, seen)
     return x, y, None, None, None, names
 
 
