@@ -58,7 +58,7 @@ from cifartui.classes import CIFAR100_SUPERCLASSES, SUPERCLASS_OF
 from cifartui.record import metrics
 from cifartui.record.events import Evaluation
 from cifartui.record.read_model import RunRecord
-from cifartui.record.store import RunSummary, is_run_dir, load_classes, read_config_data, read_run
+from cifartui.record.store import RunSummary, is_run_dir, load_classes, read_config_data, read_run, run_problems
 
 SEVERITIES = ("warning", "info", "good")  # the order findings are listed in
 OVERFIT_GAP = 0.10  # train - val accuracy at the last epoch
@@ -93,6 +93,7 @@ class RunData:
     record: RunRecord
     config: dict[str, Any]
     class_names: list[str]
+    problems: list[str] = field(default_factory=list)  # files of the run that could not be read, and why
 
     def cfg(self, dotted: str, default: Any = None) -> Any:
         node: Any = self.config
@@ -106,11 +107,14 @@ class RunData:
         return self.class_names[i] if 0 <= i < len(self.class_names) else str(i)
 
 
-def load_run(run_dir: str | os.PathLike) -> RunData:
+def load_run(run_dir: str | os.PathLike, check_files: bool = False) -> RunData:
+    """The run read once; never raises for a damaged run. ``check_files``: also name the files that cannot be
+    read (opens every evaluation array: for the report, not for the app's findings panel)."""
     path = Path(run_dir)
     record = RunRecord.read(path)
     return RunData(path=path, summary=read_run(path), record=record, config=read_config_data(path),
-                   class_names=load_classes(path) or record.class_names)
+                   class_names=load_classes(path) or record.class_names,
+                   problems=run_problems(path) if check_files else [])
 
 
 def choose_evaluation(data: RunData, split: str | None = None) -> Evaluation | None:
@@ -127,7 +131,7 @@ def load_confusion(run_dir: str | os.PathLike, file: str) -> np.ndarray | None:
     try:
         with np.load(full, allow_pickle=False) as z:
             return np.asarray(z["confusion"]) if "confusion" in z.files else None
-    except (OSError, ValueError, KeyError):
+    except Exception:  # noqa: BLE001 - missing, truncated or not an npz at all (BadZipFile, EOFError): no figures
         return None
 
 

@@ -98,7 +98,11 @@ def cmd_runs(args) -> int:
     pct = lambda v: f"{100 * v:.2f}%" if v is not None else "-"  # noqa: E731
     for r in runs:
         table.add_row(r.id, r.status, f"{r.epochs_done}/{r.epochs}", pct(r.best_val_acc), pct(r.test_acc), r.model, r.dataset)
-    Console().print(table)
+    con = Console()
+    con.print(table)
+    for r in runs:
+        if r.status == "unreadable":
+            con.print(f"unreadable: {r.id}: {r.reason}", markup=False, highlight=False)
     return 0
 
 
@@ -107,19 +111,29 @@ def show_data(run_dir: Path) -> dict:
     epoch (a resumed run's redone epoch once, the last wins); the evaluation is ``RunRecord.evaluation()``."""
     from cifartui.record import metrics
     from cifartui.record.read_model import RunRecord
-    from cifartui.record.store import load_classes, load_evaluation, read_run
+    from cifartui.record.store import StoreError, load_classes, load_config_text, load_evaluation, read_run, run_problems
 
     summary = read_run(run_dir)
     record = RunRecord.read(run_dir)
     names = load_classes(run_dir) or record.class_names
     chosen = record.evaluation()
     out = summary.to_dict()
-    out["config"] = (run_dir / "config.yaml").read_text() if (run_dir / "config.yaml").exists() else ""
+    out["problems"] = run_problems(run_dir)  # files that could not be read, and why: the rest is shown
+    try:
+        out["config"] = load_config_text(run_dir)
+    except StoreError:
+        out["config"] = ""  # missing, or named in problems
     out["epochs_table"] = [e.to_dict() for e in record.epochs]
     out["evaluation"] = None
     out["per_class_acc"], out["confused_pairs"] = {}, []
+    conf = None
     if chosen is not None:
-        conf = load_evaluation(run_dir, chosen.file)["confusion"]
+        try:
+            conf = load_evaluation(run_dir, chosen.file)["confusion"]
+        except StoreError as exc:
+            if str(exc) not in out["problems"]:
+                out["problems"].append(str(exc))
+    if chosen is not None and conf is not None:
         name = lambda i: names[i] if i < len(names) else str(i)  # noqa: E731
         acc = metrics.per_class_accuracy(conf)
         figures = chosen.to_dict()
@@ -134,10 +148,12 @@ def cmd_show(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from cifartui.record.store import resolve_run
+    from cifartui.record.store import StoreError, resolve_run
 
     run_dir = resolve_run(args.run, _root(args))
     data = show_data(run_dir)
+    if data["status"] == "unreadable":
+        raise StoreError(f"run {data['id']}: nothing could be read.\n  " + "\n  ".join(data["problems"] or [data["reason"]]))
     if args.json:  # epochs_table: one row per epoch, the figures report and export --csv show
         print(json.dumps(data, indent=1, default=str))
         return 0
@@ -148,6 +164,8 @@ def cmd_show(args) -> int:
               f"(epoch {data['best_epoch']})  test {pct(data['test_acc'])}")
     if data["reason"]:
         con.print(f"  {data['reason']}", markup=False)
+    for problem in data["problems"]:
+        con.print(f"damaged: {problem}", markup=False, highlight=False)
     ev = data["evaluation"]
     if ev is None:
         con.print("no evaluation recorded yet")

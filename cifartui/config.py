@@ -9,11 +9,13 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import reprlib
 from pathlib import Path
 from typing import Any, Literal, Union
 
 import yaml
 from cifartui.errors import UserError
+from cifartui.record.bounded_yaml import MAX_CONFIG_BYTES, YAMLLimit, safe_load_yaml  # noqa: F401 - safe_load_yaml is used by the queue too
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
@@ -117,6 +119,22 @@ class Config(_Section):
         return validate(data)
 
 
+MAX_SHOWN = 80  # characters of a value shown in an error message
+_repr = reprlib.Repr()
+_repr.maxstring = _repr.maxother = MAX_SHOWN
+_repr.maxlist = _repr.maxdict = _repr.maxtuple = _repr.maxset = 4
+_repr.maxlevel = 2
+
+
+def shorten(value: Any, limit: int = MAX_SHOWN) -> str:
+    """A value for an error message: repr'd within bounds, at most ``limit`` characters."""
+    try:
+        text = value if isinstance(value, str) and limit > MAX_SHOWN else _repr.repr(value)
+    except Exception:  # noqa: BLE001 - a message must never fail
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 # -- loading --------------------------------------------------------------------------------------
 def _fields_at(path: tuple) -> list[str]:
     model: type[BaseModel] = Config
@@ -130,15 +148,15 @@ def _fields_at(path: tuple) -> list[str]:
 
 def _format_error(err: dict[str, Any]) -> str:
     loc = tuple(err["loc"])
-    where = ".".join(str(p) for p in loc) or "(top level)"
+    where = shorten(".".join(str(p) for p in loc), 120) or "(top level)"
     if err["type"] == "extra_forbidden":
         allowed = _fields_at(loc[:-1])
         close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.5)
         hint = f" Did you mean '{close[0]}'?" if close else ""
         return f"{where}: unknown key.{hint} Allowed here: {', '.join(allowed)}."
     value = err.get("input")
-    shown = repr(value) if not isinstance(value, dict) else "a mapping"
-    msg = err["msg"]
+    shown = shorten(value) if not isinstance(value, dict) else "a mapping"
+    msg = shorten(str(err["msg"]), 200)
     if err["type"] == "model_type":
         return f"{where}: expected a mapping of settings, got {shown}."
     return f"{where}: {shown} is not allowed: {msg[0].lower() + msg[1:]}."
@@ -152,17 +170,26 @@ def validate(data: Any, source: str = "config") -> Config:
     try:
         return Config.model_validate(data)
     except ValidationError as exc:
-        lines = [_format_error(e) for e in exc.errors()]
+        errors = exc.errors()
+        lines = [_format_error(e) for e in errors[:20]]
+        if len(errors) > 20:
+            lines.append(f"... and {len(errors) - 20} more problems")
         raise ConfigError(f"{source}: invalid config\n  " + "\n  ".join(lines)) from None
+    except RecursionError:
+        raise ConfigError(f"{source}: the config is nested too deeply to be a config.") from None
 
 
 def parse_yaml(text: str, source: str = "config") -> Any:
     try:
-        return yaml.safe_load(text)
+        return safe_load_yaml(text)
+    except YAMLLimit as exc:
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{source}: refused YAML{where}: {exc.problem}.\n  Write the settings out plainly.") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
+        problem = shorten(str(getattr(exc, "problem", None) or exc), 200)
         raise ConfigError(f"{source}: malformed YAML{where}: {problem}.\n  Fix the syntax there (indentation, ':' after keys, quotes).") from None
 
 
@@ -174,20 +201,22 @@ def _set_dotted(data: dict, key: str, value: Any) -> None:
         if child is None:
             child = node[part] = {}
         if not isinstance(child, dict):
-            raise ConfigError(f"--set {key}: '{'.'.join(parts[: i + 1])}' is a value, not a section.")
+            raise ConfigError(f"--set {shorten(key)}: '{shorten('.'.join(parts[: i + 1]))}' is a value, not a section.")
         node = child
     node[parts[-1]] = value
 
 
 def parse_override(item: str) -> tuple[str, Any]:
     if "=" not in item:
-        raise ConfigError(f"--set {item!r}: expected KEY=VALUE, e.g. --set train.lr=3e-4")
+        raise ConfigError(f"--set {shorten(item)}: expected KEY=VALUE, e.g. --set train.lr=3e-4")
     key, raw = item.split("=", 1)
     key = key.strip()
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", key):
-        raise ConfigError(f"--set {item!r}: {key!r} is not a dotted key such as train.lr")
+    if len(key) > 200 or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*", key):
+        raise ConfigError(f"--set {shorten(item)}: {shorten(key)} is not a dotted key such as train.lr")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = safe_load_yaml(raw) if raw.strip() else None
+    except YAMLLimit as exc:
+        raise ConfigError(f"--set {shorten(key)}: refused value: {exc.problem}.") from None
     except yaml.YAMLError:
         value = raw
     return key, value
@@ -202,7 +231,11 @@ def load(path: str | os.PathLike | None, overrides: list[str] | tuple[str, ...] 
         p = Path(path)
         source = str(p)
         try:
-            text = p.read_text(encoding="utf-8")
+            with open(p, "rb") as f:  # bounded: a config is a few KB (and /dev/zero never ends)
+                raw = f.read(MAX_CONFIG_BYTES + 1)
+            if len(raw) > MAX_CONFIG_BYTES:
+                raise ConfigError(f"{source}: larger than {MAX_CONFIG_BYTES >> 20} MB, not a config file.")
+            text = raw.decode("utf-8")
         except FileNotFoundError:
             raise ConfigError(f"{source}: config file not found. See configs/ for ready recipes.") from None
         except (OSError, UnicodeDecodeError) as exc:
@@ -235,3 +268,19 @@ def diff(a: Config, b: Config) -> list[tuple[str, Any, Any]]:
 
     walk(a.model_dump(mode="json"), b.model_dump(mode="json"), "")
     return out
+
+
+# Settings a resume may change; any other difference makes the saved optimizer state and schedule meaningless.
+RESUME_MAY_CHANGE = ("train.epochs", "train.early_stop_patience", "train.log_interval", "train.compile",
+                     "train.save_every_steps", "device", "output.", "name", "data.root", "data.download")
+
+
+def check_resume(saved: Config, cfg: Config) -> None:
+    """Refuse (ConfigError, exit 2) a resume whose config changes more than RESUME_MAY_CHANGE allows."""
+    changed = [k for k, _a, _b in diff(saved, cfg) if not any(k == p or k.startswith(p) for p in RESUME_MAY_CHANGE)]
+    if changed:
+        raise ConfigError(
+            f"--resume: the config differs from the run's in {', '.join(changed)}; the saved optimizer and "
+            "schedule would not match.\n  Resume with the run's config (only train.epochs, "
+            "train.early_stop_patience, device and output.* may change), or start a new run with model.checkpoint."
+        )

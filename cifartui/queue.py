@@ -99,7 +99,7 @@ def _parse_sweep(item: str) -> tuple[str, list[Any]]:
     if not sep or not _KEY.fullmatch(key):
         raise UserError(f"--sweep {item!r}: expected KEY=V1,V2,... with a dotted key, e.g. --sweep train.lr=0.001,0.002")
     try:
-        values = yaml.safe_load(f"[{raw}]")
+        values = config_mod.safe_load_yaml(f"[{raw}]")  # bounded: no alias bomb, no deep nesting
     except yaml.YAMLError:
         raise UserError(f"--sweep {item!r}: the values are not a comma-separated list (an empty item?), "
                         f"e.g. --sweep {key}=0.001,0.002") from None

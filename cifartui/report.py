@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from html import escape
 from pathlib import Path
@@ -23,7 +24,7 @@ from cifartui import analysis
 from cifartui.analysis import RunData, load_run, pct
 from cifartui.record import metrics
 from cifartui.record.events import EpochEnd, Evaluation
-from cifartui.record.store import load_evaluation, load_samples
+from cifartui.record.store import StoreError, load_evaluation, load_samples
 
 TOP_PAIRS = 15
 TOP_CLASSES = 10
@@ -208,7 +209,7 @@ def _duration(seconds: float) -> str:
 # -- the report ---------------------------------------------------------------------------------------
 def build_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, split: str | None = None) -> Path:
     """Write the report (and its images beside it); returns the Markdown file's path."""
-    data = load_run(run_dir)
+    data = load_run(run_dir, check_files=True)
     record = data.record
     md_path = Path(out) if out else data.path / "report.md"
     md_path.parent.mkdir(parents=True, exist_ok=True)
@@ -236,6 +237,9 @@ def build_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     if ended_at and started_at:
         span += f", ended {_when(ended_at)} ({_duration(ended_at - started_at)})"
     lines += [f"{span}. Folder `{data.path}`. Written by `cifartui report` on {_when(time.time())}.", ""]
+    if data.problems:
+        lines += ["## Damaged files", "", "This report shows what could be read; these files could not:", ""]
+        lines += [f"- `{_cell(p)}`" for p in data.problems] + [""]
 
     evaluation = record.evaluation(split)
     found = analysis.findings_of(data, split)
@@ -271,7 +275,7 @@ def build_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
             lines += _strip(data, conf, arrays, evaluation, md_path, stem)
         else:
             lines += ["## Per-class results", "", f"The arrays of the {evaluation.split} evaluation "
-                      f"({evaluation.file}) are missing.", ""]
+                      f"({evaluation.file}) are missing or damaged.", ""]
     else:
         lines += ["## Per-class results", "", "No evaluation recorded yet.", ""]
     md_path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
@@ -283,9 +287,7 @@ def _arrays(data: RunData, evaluation: Evaluation) -> dict[str, np.ndarray] | No
         return None
     try:
         return load_evaluation(data.path, evaluation.file)
-    except (OSError, ValueError, KeyError):
-        return None
-    except Exception:  # a StoreError for a file outside the run folder
+    except (OSError, ValueError, KeyError, StoreError):  # missing or damaged (run_problems names it)
         return None
 
 
@@ -427,7 +429,10 @@ def _strip(data: RunData, conf: np.ndarray, arrays: dict[str, np.ndarray], evalu
     a, b = data.name(p.true), data.name(p.pred)
     out = [f"## Confused images: {a} vs {b} ({evaluation.split})", ""]
     split = str(evaluation.split)
-    images = load_samples(data.path, split)
+    try:
+        images = load_samples(data.path, split)
+    except StoreError as exc:
+        return out + [f"No image strip: {exc}.", ""]
     targets, preds = arrays.get("targets"), arrays.get("preds")
     if images is None or targets is None or preds is None or len(images) != len(targets):
         why = "no thumbnails were saved for this split (output.save_samples)" if images is None else \
@@ -449,7 +454,15 @@ def _strip(data: RunData, conf: np.ndarray, arrays: dict[str, np.ndarray], evalu
 def cmd_report(args) -> int:
     from cifartui.record.store import resolve_run
 
+    from cifartui.record.store import read_run, run_problems
+
     run_dir = resolve_run(args.run, getattr(args, "sub_root", None) or args.root or "runs")
+    summary = read_run(run_dir)
+    if summary.status == "unreadable":
+        problems = run_problems(run_dir) or [summary.reason]
+        raise StoreError(f"run {summary.id}: nothing could be read.\n  " + "\n  ".join(problems))
     path = build_report(run_dir, args.output, args.split)
+    for problem in run_problems(run_dir):
+        print(f"damaged: {problem}", file=sys.stderr)
     print(f"wrote {path}")
     return 0

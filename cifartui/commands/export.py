@@ -48,9 +48,15 @@ def export_csv(run_dir: str | os.PathLike) -> str:
 
 def cmd_export(args) -> int:
     from cifartui.commands import root_of
-    from cifartui.record.store import resolve_run
+    from cifartui.record.store import StoreError, read_run, resolve_run, run_problems
 
     run_dir = resolve_run(args.run, root_of(args))
+    summary = read_run(run_dir)
+    problems = run_problems(run_dir)
+    if summary.status == "unreadable":
+        raise StoreError(f"run {summary.id}: nothing could be read.\n  " + "\n  ".join(problems or [summary.reason]))
+    for problem in problems:  # the rows come from events.jsonl: say so when a file is damaged
+        print(f"damaged: {problem}", file=sys.stderr)
     text = export_csv(run_dir)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")

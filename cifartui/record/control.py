@@ -4,6 +4,7 @@ so it works across hosts on a shared filesystem and under torchrun):
 - ``stop.request``: "stop after your current step". The trainer looks for it at every log interval, saves
   ``last.pt`` and ends ``stopped``; written by ``x`` in the app, a queue, or ``touch RUN/stop.request``.
 - ``train.log``: the run's own console log, what it said when no terminal watched it.
+- ``writer.lock``: held by the one process that writes the run (:class:`WriterLock`).
 
 Torch-free and tiny: the trainer (core) imports it, and so do the app and the store.
 """
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from cifartui.errors import UserError
 from cifartui.record.atomic import atomic_write_text
 
 STOP_FILE = "stop.request"
@@ -77,3 +79,66 @@ def pid_alive(pid: int) -> bool:
     except PermissionError:  # someone else's: alive
         return True
     return True
+
+
+# -- one writer per run ----------------------------------------------------------------------------------
+WRITER_LOCK = "writer.lock"
+
+
+class RunBusy(UserError):
+    """Another process writes this run (exit 2; the message names it and what to do)."""
+
+
+class WriterLock:
+    """The one writer of a run folder: an exclusive ``flock`` on ``writer.lock``, whose text names the holder.
+
+    The kernel drops the lock when its process ends, however it ends (SIGKILL included), so a stale lock
+    is never taken over by guesswork: a dead writer holds nothing. On NFS, Linux clients map flock to the
+    server's byte-range locks (NFSv4: leased, freed when a crashed client's lease expires). The file stays
+    (removing it would let a third process lock a new file while a second still holds the old one).
+    """
+
+    def __init__(self, fd: int, path: Path):
+        self.fd, self.path = fd, path
+
+    @classmethod
+    def acquire(cls, run_dir: str | os.PathLike, action: str = "--resume") -> "WriterLock | None":
+        """Take the lock, or raise RunBusy naming the holder. None where flock does not exist (Windows)."""
+        try:
+            import fcntl
+        except ImportError:
+            return None
+        path = Path(run_dir) / WRITER_LOCK
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_holder(fd)
+            os.close(fd)
+            since = time.strftime("%Y-%m-%d %H:%M", time.localtime(holder["time"])) if holder.get("time") else "?"
+            raise RunBusy(
+                f"{action}: {Path(run_dir).name} is being written by pid {holder.get('pid', '?')} on "
+                f"{holder.get('host', '?')} (since {since}); two writers would interleave its history.\n"
+                f"  Wait for it to end, or stop it first (x on its dashboard, or: touch {Path(run_dir) / STOP_FILE}), "
+                "then resume."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}).encode())
+        return cls(fd, path)
+
+    def release(self) -> None:
+        if self.fd < 0:
+            return
+        import fcntl
+
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)
+        self.fd = -1
+
+
+def _read_holder(fd: int) -> dict[str, Any]:
+    try:
+        data = json.loads(os.pread(fd, 4096, 0) or b"{}")
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}

@@ -144,18 +144,38 @@ EVENT_TYPES: dict[str, type[Event]] = {
 }
 
 
-# field names per type, computed once: a followed run folds every line it reads (100,000 steps on opening)
-_FIELDS: dict[str, tuple[type[Event], frozenset[str]]] = {
-    name: (cls, frozenset(f.name for f in fields(cls))) for name, cls in EVENT_TYPES.items()}
+# What JSON may hold for each annotated field (the annotations are strings here: ``from __future__``).
+_JSON_TYPES = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,),
+               "list[str]": (list,), "dict[str, Any] | None": (dict, type(None))}
+
+
+def _accepts(annotation: str) -> tuple[type, ...] | None:
+    """The JSON types a field accepts, or None when anything goes (arrays, unknown annotations)."""
+    if annotation.endswith(" | None") and annotation[:-7] in _JSON_TYPES:
+        return _JSON_TYPES[annotation[:-7]] + (type(None),)
+    return _JSON_TYPES.get(annotation)
+
+
+# field names and accepted types per type, computed once: a followed run folds every line it reads
+_FIELDS: dict[str, tuple[type[Event], dict[str, tuple[type, ...] | None]]] = {
+    name: (cls, {f.name: _accepts(str(f.type)) for f in fields(cls)}) for name, cls in EVENT_TYPES.items()}
 
 
 def event_from_dict(data: dict[str, Any]) -> Event | None:
-    """Rebuild a typed event from a JSON object; unknown types or fields are ignored (forward compatible)."""
+    """Rebuild a typed event from a JSON object; unknown types or fields are ignored (forward compatible).
+    A line whose fields have the wrong JSON types (a damaged or hand-edited file) is None: readers skip it."""
     found = _FIELDS.get(data.get("type", ""))
     if found is None:
         return None
-    cls, names = found
+    cls, accepted = found
+    values = {}
+    for k, v in data.items():
+        if k in accepted:
+            ok = accepted[k]
+            if ok is not None and not isinstance(v, ok):
+                return None
+            values[k] = v
     try:
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return cls(**values)
     except TypeError:
         return None

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 from cifartui.errors import UserError
 from cifartui.record.atomic import atomic_write, atomic_write_text
-from cifartui.record.control import pid_alive
+from cifartui.record.control import WriterLock, pid_alive
 from cifartui.record.read_model import RunRecord
 from cifartui.record.events import END_STATUSES, EpochEnd, Evaluation, Event, RunEnded, RunStarted, Samples
 
@@ -66,6 +66,7 @@ class RunStore:
         self.id = self.path.name
         # the read model, folded as events are written: summary.json is its summary (one fold for every reader)
         self.record = RunRecord(self.path)
+        self.lock: WriterLock | None = None  # held from before the first write to close() (session.prepare)
         self._events = None
 
     # -- creation ---------------------------------------------------------------------------------
@@ -165,30 +166,62 @@ class RunStore:
         atomic_write_text(self.path / SUMMARY_FILE, json.dumps(summary, default=_json_default))
 
     def close(self) -> None:
+        """The writer is done: close the events file, then let another process write the run."""
         if self._events is not None:
             self._events.close()
             self._events = None
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
 
 # -- reading ----------------------------------------------------------------------------------------
-def _read_json(path: Path) -> Any:
+# Readers never crash on a damaged run: they return what they can, and :func:`run_problems` names each file
+# they could not read and why (show, report, export and the app print those lines).
+class RunReadError(StoreError):
+    """One file of a run could not be read; the message names the file and why."""
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, IsADirectoryError):
+        return "a folder where a file should be"
+    if isinstance(exc, FileNotFoundError):
+        return "missing"
+    if isinstance(exc, PermissionError):
+        return "permission denied"
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8 text"
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text if len(text) <= 100 else text[:97] + "..."
+
+
+def _read_json_checked(path: Path) -> tuple[Any, str | None]:
+    """(data, None), or (None, why) for a file that is missing, unreadable or not JSON."""
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
+        return json.loads(path.read_text(encoding="utf-8")), None
+    except (OSError, ValueError, RecursionError) as exc:
+        return None, ("not valid JSON" if isinstance(exc, ValueError) and not isinstance(exc, UnicodeDecodeError)
+                      else "nested too deeply" if isinstance(exc, RecursionError) else _why(exc))
+
+
+def _read_json(path: Path) -> Any:
+    return _read_json_checked(path)[0]
 
 
 def read_events(path: str | os.PathLike, offset: int = 0) -> tuple[list[dict[str, Any]], int]:
     """Events from byte ``offset`` on, and the offset after the last whole line.
 
     A last line without its newline (a writer mid-write) is left for the next call; a garbled
-    whole line (a crash long ago, a disk error) is skipped, never fatal.
+    whole line (a crash long ago, a disk error) is skipped, never fatal. An unreadable file reads as no
+    events (:func:`run_problems` says why).
     """
     try:
         with open(path, "rb") as f:
             f.seek(offset)
             chunk = f.read()
-    except FileNotFoundError:
+    except OSError:
         return [], offset
     end = chunk.rfind(b"\n")
     if end < 0:
@@ -197,7 +230,7 @@ def read_events(path: str | os.PathLike, offset: int = 0) -> tuple[list[dict[str
     for raw in chunk[: end + 1].splitlines():
         try:
             obj = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if isinstance(obj, dict) and isinstance(obj.get("type"), str):
             events.append(obj)
@@ -251,40 +284,163 @@ def _live_status(s: dict[str, Any], events_mtime: float | None) -> str:
     return "running" if time.time() - last < STALE_SECONDS else "crashed"
 
 
+def _int(value: Any, default: int = 0) -> int:
+    try:
+        return int(value) if value is not None and not isinstance(value, (list, dict)) else default
+    except (TypeError, ValueError, OverflowError):
+        return default
+
+
+def _num(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if value == value else None
+
+
+def _str(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _unreadable(path: Path, why: str) -> RunSummary:
+    return RunSummary(id=path.name, path=str(path), name=path.name, status="unreadable", reason=why)
+
+
 def read_run(run_path: str | os.PathLike) -> RunSummary:
+    """The run's summary; never raises for a damaged run: status ``unreadable`` (with the reason) when neither
+    summary.json nor events.jsonl can be read, figures of the wrong type read as missing."""
     path = Path(run_path)
-    s = _read_json(path / SUMMARY_FILE)
+    try:
+        return _read_run(path)
+    except Exception as exc:  # noqa: BLE001 - a damaged run is listed, never fatal
+        return _unreadable(path, f"cannot read the run folder: {_why(exc)}")
+
+
+def _read_run(path: Path) -> RunSummary:
+    s, summary_why = _read_json_checked(path / SUMMARY_FILE)
     if not isinstance(s, dict):
-        s = RunRecord.read(path).summary()  # runs written before summary.json existed, or a lost file
+        record = RunRecord.read(path)  # runs written before summary.json existed, or a lost/damaged file
+        if record.events_applied == 0 and summary_why != "missing":
+            events_why = _events_problem(path / EVENTS_FILE)
+            if events_why is not None:
+                why = summary_why or "not a JSON object"
+                return _unreadable(path, f"{SUMMARY_FILE}: {why}; {EVENTS_FILE}: {events_why}")
+        s = record.summary()
     try:
         mtime = (path / EVENTS_FILE).stat().st_mtime
     except OSError:
         mtime = None
-    status = s.get("status") or "unknown"
+    status = _str(s.get("status")) or "unknown"
     if status == "running":
         status = _live_status(s, mtime)
     elif status not in END_STATUSES:
         status = "unknown" if mtime is None else _live_status(s, mtime)
+    best_epoch = s.get("best_epoch")
     return RunSummary(
-        id=path.name, path=str(path), name=s.get("name") or path.name, status=status,
-        reason=s.get("reason") or "", epochs_done=int(s.get("epochs_done") or 0),
-        epochs=int(s.get("epochs") or 0), best_val_acc=s.get("best_val_acc"),
-        best_epoch=s.get("best_epoch"), test_acc=s.get("test_acc"), model=s.get("model") or "",
-        dataset=s.get("dataset") or "", world_size=int(s.get("world_size") or 1),
-        started=s.get("started"), updated=mtime, extra=s,
+        id=path.name, path=str(path), name=_str(s.get("name")) or path.name, status=status,
+        reason=_str(s.get("reason")), epochs_done=_int(s.get("epochs_done")),
+        epochs=_int(s.get("epochs")), best_val_acc=_num(s.get("best_val_acc")),
+        best_epoch=best_epoch if isinstance(best_epoch, int) and not isinstance(best_epoch, bool) else None,
+        test_acc=_num(s.get("test_acc")), model=_str(s.get("model")),
+        dataset=_str(s.get("dataset")), world_size=max(1, _int(s.get("world_size"), 1)),
+        started=_num(s.get("started")), updated=mtime, extra=s,
     )
 
 
+def _events_problem(path: Path) -> str | None:
+    """Why events.jsonl gives no events or lost its tail (None when it is fine or simply empty)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return _why(exc)
+    if data and not read_events(path)[0]:
+        return "no readable events (damaged or not an events file)"
+    if data and not data.endswith(b"\n"):
+        return "the last line is cut off (a writer stopped mid-line, or the file was truncated)"
+    return None
+
+
+_SUMMARY_TYPES = {"status": str, "name": str, "model": str, "dataset": str, "epochs_done": int, "epochs": int,
+                  "world_size": int, "best_val_acc": (int, float), "test_acc": (int, float), "started": (int, float)}
+
+
+def run_problems(run_path: str | os.PathLike) -> list[str]:
+    """One line per file of the run that cannot be read, naming it and why (empty for a sound run).
+    Missing optional files (no evaluation yet, no thumbnails) are not problems; a missing file an event names is."""
+    path = Path(run_path)
+    out: list[str] = []
+    try:
+        if not path.is_dir():
+            return [f"{path}: the run folder is missing or not a folder"]
+        os.listdir(path)
+    except OSError as exc:
+        return [f"{path.name}: the run folder cannot be read ({_why(exc)})"]
+    s, why = _read_json_checked(path / SUMMARY_FILE)
+    if why and why != "missing":
+        out.append(f"{SUMMARY_FILE}: {why}")
+    elif s is not None and not isinstance(s, dict):
+        out.append(f"{SUMMARY_FILE}: not a JSON object (the figures come from {EVENTS_FILE})")
+    elif isinstance(s, dict):
+        wrong = [k for k, t in _SUMMARY_TYPES.items()
+                 if s.get(k) is not None and (not isinstance(s[k], t) or isinstance(s[k], bool))]
+        if wrong:
+            out.append(f"{SUMMARY_FILE}: {', '.join(wrong)} of the wrong type (shown as missing)")
+    events_why = _events_problem(path / EVENTS_FILE)
+    if events_why:
+        out.append(f"{EVENTS_FILE}: {events_why}")
+    names, why = _read_json_checked(path / CLASSES_FILE)
+    if why and why != "missing":
+        out.append(f"{CLASSES_FILE}: {why}")
+    elif names is not None and not (isinstance(names, list) and names and all(isinstance(n, str) for n in names)):
+        out.append(f"{CLASSES_FILE}: not a list of class names")
+    config_why = _config_problem(path / CONFIG_FILE)
+    if config_why:
+        out.append(f"{CONFIG_FILE}: {config_why}")
+    events, _ = read_events(path / EVENTS_FILE)
+    checked: set[str] = set()
+    for e in events:
+        if e.get("type") in ("evaluation", "samples"):
+            file = e.get("file") if e.get("type") == "evaluation" else f"samples_{e.get('split')}.npz"
+            if not isinstance(file, str) or file in checked:
+                continue
+            checked.add(file)
+            try:
+                if e.get("type") == "evaluation":
+                    load_evaluation(path, file)
+                elif (path / file).exists() or e.get("file"):
+                    load_samples(path, str(e.get("split")), required=True)
+            except StoreError as exc:
+                out.append(str(exc))
+    return out
+
+
 def is_run_dir(path: Path) -> bool:
-    return (path / EVENTS_FILE).exists() or (path / SUMMARY_FILE).exists()
+    try:
+        return (path / EVENTS_FILE).exists() or (path / SUMMARY_FILE).exists()
+    except OSError:  # a folder we may not look into: a run if it is named like one
+        return bool(_STAMPED.match(path.name))
+
+
+_STAMPED = re.compile(r"^\d{8}-\d{6}-")
 
 
 def list_runs(root: str | os.PathLike) -> list[RunSummary]:
-    """Every run under ``root``, newest first."""
+    """Every run under ``root``, newest first; a run that cannot be read is listed as ``unreadable``."""
     root = Path(root)
-    if not root.is_dir():
+    try:
+        entries = list(root.iterdir()) if root.is_dir() else []
+    except OSError:
         return []
-    runs = [read_run(p) for p in root.iterdir() if p.is_dir() and is_run_dir(p)]
+    runs = []
+    for p in entries:
+        try:
+            if not (p.is_dir() and is_run_dir(p)):
+                continue
+        except OSError:
+            continue
+        runs.append(read_run(p))
     runs.sort(key=lambda r: r.id, reverse=True)
     return runs
 
@@ -310,48 +466,90 @@ def resolve_run(ref: str | os.PathLike, root: str | os.PathLike = "runs") -> Pat
     )
 
 
-def read_config_data(run_path: str | os.PathLike) -> dict[str, Any]:
-    """The run's config.yaml as plain data ({} when missing or unreadable): for readers that must not fail on
-    a config an older or newer schema would refuse."""
+def _read_config(path: Path) -> tuple[Any, str | None]:
+    from cifartui.record.bounded_yaml import MAX_CONFIG_BYTES, safe_load_yaml  # yaml: only when a config is read
+
+    try:
+        if path.stat().st_size > MAX_CONFIG_BYTES:
+            return None, f"larger than {MAX_CONFIG_BYTES >> 20} MB, not a config"
+        text = path.read_text(encoding="utf-8")
+    except (OSError, ValueError) as exc:
+        return None, _why(exc)
     import yaml
 
     try:
-        text = (Path(run_path) / CONFIG_FILE).read_text(encoding="utf-8")
-        data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-    except (OSError, ValueError, yaml.YAMLError):
-        return {}
+        data = safe_load_yaml(text)
+    except (yaml.YAMLError, ValueError, RecursionError) as exc:
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return None, f"not readable YAML ({str(problem)[:100]})"
+    if data is not None and not isinstance(data, dict):
+        return None, "not a mapping of settings"
+    return data or {}, None
+
+
+def _config_problem(path: Path) -> str | None:
+    why = _read_config(path)[1]
+    return None if why == "missing" else why
+
+
+def read_config_data(run_path: str | os.PathLike) -> dict[str, Any]:
+    """The run's config.yaml as plain data ({} when missing or unreadable, :func:`run_problems` says why): for
+    readers that must not fail on a config an older or newer schema would refuse. Bounded: an alias bomb or
+    deep nesting reads as {} at once."""
+    data, _ = _read_config(Path(run_path) / CONFIG_FILE)
     return data if isinstance(data, dict) else {}
 
 
 def load_config_text(run_path: str | os.PathLike) -> str:
-    return (Path(run_path) / CONFIG_FILE).read_text(encoding="utf-8")
+    """The run's config.yaml as text; RunReadError naming the file when it cannot be read."""
+    path = Path(run_path) / CONFIG_FILE
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, ValueError) as exc:
+        raise RunReadError(f"{CONFIG_FILE}: cannot read it ({_why(exc)})") from None
 
 
 def load_classes(run_path: str | os.PathLike) -> list[str]:
     names = _read_json(Path(run_path) / CLASSES_FILE)
-    return list(names) if isinstance(names, list) else []
+    return [str(n) for n in names] if isinstance(names, list) else []
 
 
-def load_evaluation(run_path: str | os.PathLike, file: str) -> dict[str, np.ndarray]:
-    """The arrays of one evaluation (``file`` as recorded in its event, relative to the run)."""
+def _load_npz(full: Path, rel: str, required: tuple[str, ...]) -> dict[str, np.ndarray]:
+    import zipfile
+
+    import numpy as np
+
+    try:
+        with np.load(full, allow_pickle=False) as data:
+            missing = [k for k in required if k not in data.files]
+            if missing:
+                raise RunReadError(f"{rel}: damaged: no {', '.join(repr(k) for k in missing)} array in it")
+            return {k: data[k] for k in data.files}
+    except RunReadError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, RuntimeError) as exc:
+        why = _why(exc) if isinstance(exc, OSError) and not isinstance(exc, zipfile.BadZipFile) else \
+            f"not a readable .npz, truncated or damaged ({_why(exc)})"
+        raise RunReadError(f"{rel}: {why}") from None
+
+
+def load_evaluation(run_path: str | os.PathLike, file: str, required: tuple[str, ...] = ("confusion",)) -> dict[str, np.ndarray]:
+    """The arrays of one evaluation (``file`` as recorded in its event, relative to the run); RunReadError
+    (a StoreError) naming the file when it is missing, damaged or lacks a ``required`` array."""
     full = (Path(run_path) / file).resolve()
     if Path(run_path).resolve() not in full.parents:
         raise StoreError(f"evaluation file {file!r} lies outside the run folder")
-    import numpy as np
-
-    with np.load(full, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
+    return _load_npz(full, file, required)
 
 
-def load_samples(run_path: str | os.PathLike, split: str) -> np.ndarray | None:
-    """Thumbnails (uint8 N,H,W,3) of a split in dataset order, or None when the run saved none."""
-    path = Path(run_path) / f"samples_{split}.npz"
-    if not path.exists():
+def load_samples(run_path: str | os.PathLike, split: str, required: bool = False) -> np.ndarray | None:
+    """Thumbnails (uint8 N,H,W,3) of a split in dataset order, or None when the run saved none; RunReadError
+    naming the file when it is damaged (or missing, with ``required``)."""
+    rel = f"samples_{split}.npz"
+    path = Path(run_path) / rel
+    if not required and not path.exists():
         return None
-    import numpy as np
-
-    with np.load(path, allow_pickle=False) as data:
-        return data["images"]
+    return _load_npz(path, rel, ("images",))["images"]
 
 
 def evaluations(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

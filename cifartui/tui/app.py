@@ -277,6 +277,8 @@ class CifarApp(App):
     def _heartbeat(self) -> None:
         """Every min(follow_interval, panel_interval) s (1 s by default): take the live run's buffered steps,
         poll a followed run, tick the screen."""
+        if not self.screen_stack:  # the timer can fire once more while the app shuts down
+            return
         self.pump_live()
         self._poll_follow()
         tick = getattr(self.screen, "heartbeat", None)

@@ -78,7 +78,11 @@ class DrilldownScreen(Screen):
     @work(thread=True, exclusive=True, group="samples")
     def _load_samples(self) -> None:
         split = str(self.evaluation.split)
-        images = self.cifar.samples_cache(self.run_dir, split, load_samples)
+        try:
+            images = self.cifar.samples_cache(self.run_dir, split, load_samples)
+        except Exception as exc:  # noqa: BLE001 - a damaged samples file: the grid says so, the app stays
+            self.app.call_from_thread(self.notify, f"no thumbnails: {exc}", severity="warning")
+            images = None
         self.app.call_from_thread(self._samples_ready, images)
 
     def _samples_ready(self, images: np.ndarray | None) -> None:
