@@ -14,6 +14,7 @@ from cifartui import config as config_mod
 from cifartui.config import Config
 from cifartui.errors import UserError
 from cifartui.record.events import Event, RunEnded
+from cifartui.record.control import WriterLock
 from cifartui.record.store import RunStore
 
 Sink = Callable[[Event], None]
@@ -30,6 +31,7 @@ def create_run(cfg: Config) -> RunStore | None:
     if not _is_main_rank():
         return None
     store = RunStore.create(cfg.output.root, cfg.name)
+    store.lock = WriterLock.acquire(store.path, "train")  # new and unknown to others: this never waits
     store.write_config(cfg.to_yaml())
     return store
 
@@ -40,9 +42,21 @@ def prepare(cfg: Config, resume_dir: str | Path | None = None) -> RunStore | Non
     nothing and get None."""
     if resume_dir is not None:
         run_dir = Path(resume_dir)
-        if not (run_dir / "last.pt").exists():
-            raise UserError(f"--resume: {run_dir} has no last.pt (it ended before its first save); start a new run instead.")
-        return RunStore.open(run_dir) if _is_main_rank() else None
+        if not _is_main_rank():  # rank 0 holds the lock and writes; the others only read last.pt
+            return None
+        # one writer per run: the lock before anything in the folder changes, then every check that can refuse
+        lock = WriterLock.acquire(run_dir, "--resume")
+        try:
+            if not (run_dir / "last.pt").exists():
+                raise UserError(f"--resume: {run_dir} has no last.pt (it ended before its first save); start a new run instead.")
+            config_mod.check_resume(config_mod.load(run_dir / "config.yaml"), cfg)
+            store = RunStore.open(run_dir)  # ends a torn line, removes a dead writer's temp files
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+        store.lock = lock
+        return store
     from cifartui.preflight import preflight  # torch and timm load here
 
     preflight(cfg)

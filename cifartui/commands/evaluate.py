@@ -176,7 +176,11 @@ def evaluate(source: str, overrides: list[str] = (), root: str = "runs", split: 
 
         if any(e.split == split_name for e in RunRecord.read(run_dir).evaluations):
             raise EvalError(f"eval --name: the run already has an evaluation named {split_name!r}; pick another name.")
+        from cifartui.record.control import WriterLock
+
+        lock = WriterLock.acquire(run_dir, "eval")  # one writer per run: never beside a training that resumed meanwhile
         store = RunStore.open(run_dir)
+        store.lock = lock
     else:
         stem = re.sub(r"[^A-Za-z0-9._+-]", "-", ckpt_path.stem).strip("-.") or "checkpoint"
         label = cfg.name if (stem in _GENERIC_STEMS and base is not None) else stem

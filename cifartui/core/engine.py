@@ -36,9 +36,6 @@ from cifartui.record.control import STOP_FILE, StopRequest
 Sink = Callable[[Event], None]
 # Fine-tuning from trained weights wants a learning rate 10-100x below training from scratch.
 FINE_TUNE_LR_WARN = 1e-5
-# Settings a resume may change; any other difference makes the saved state meaningless.
-RESUME_MAY_CHANGE = ("train.epochs", "train.early_stop_patience", "train.log_interval", "train.compile",
-                     "train.save_every_steps", "device", "output.", "name", "data.root", "data.download")
 
 
 class TrainingError(Exception):
@@ -192,8 +189,13 @@ class Trainer:
         self.stop_file = self.run_dir / STOP_FILE if self.run_dir is not None and self.dist.is_main else None
 
     # -- events -----------------------------------------------------------------------------------
+    _held: list[Event] | None = None  # a resume's set-up events, written only once no check refused it
+
     def emit(self, event: Event) -> None:
         if not self.dist.is_main:
+            return
+        if self._held is not None:
+            self._held.append(event)
             return
         for sink in self.sinks:
             sink(event)
@@ -335,17 +337,18 @@ class Trainer:
         self.emit(Checkpoint(kind="best", path="best.pt", epoch=epoch, metric=val_acc))
 
     def _load_resume_state(self) -> None:
-        from cifartui.config import diff, load_text
+        from cifartui.config import check_resume, load_text
 
         path = self.run_dir / "last.pt"
         state = ckpt.load(path, field="--resume")
-        saved = load_text(state["config"], "last.pt config")
-        changed = [k for k, _a, _b in diff(saved, self.cfg) if not any(k == p or k.startswith(p) for p in RESUME_MAY_CHANGE)]
-        if changed:
+        check_resume(load_text(state["config"], "last.pt config"), self.cfg)  # session.prepare checked config.yaml
+        saved_names = list(state.get("class_names") or [])
+        if saved_names and saved_names != list(self.data.class_names):
+            changed = [f"{i}: {a!r} -> {b!r}" for i, (a, b) in enumerate(zip(saved_names, self.data.class_names)) if a != b]
             raise SetupError(
-                f"--resume: the config differs from the run's in {', '.join(changed)}; the saved optimizer and "
-                "schedule would not match.\n  Resume with the run's config (only train.epochs, "
-                "train.early_stop_patience, device and output.* may change), or start a new run with model.checkpoint."
+                f"--resume: the data's classes are not the run's ({len(saved_names)} saved, {len(self.data.class_names)} "
+                f"now; {'; '.join(changed[:3]) or 'a different count'}): its history would be relabelled.\n"
+                "  Resume with the data the run trained on (data.root), or start a new run with model.checkpoint."
             )
         load_exact_weights(self.model, state["model"], str(path), "--resume", {"arch": state.get("arch")})
         try:
@@ -563,13 +566,28 @@ class Trainer:
         return ended
 
     def run(self) -> RunEnded:
-        """Set up and fit; any failure becomes a ``run_ended`` event with status failed, then re-raises."""
+        """Set up and fit; any failure becomes a ``run_ended`` event with status failed, then re-raises.
+        Except a resume refused at set-up (another config, other classes): the run it would have continued
+        keeps its history and its status untouched."""
+        fitting = False
+        self._held = [] if self.resume else None
         try:
             self.setup()
+            fitting = True
+            held, self._held = self._held or [], None
+            for event in held:
+                self.emit(event)
             ended = self.fit()
             ddp.barrier()  # no rank exits (torchrun would take that as a failure) before rank 0 has written all
             return ended
         except BaseException as exc:
+            if self.resume and not fitting and isinstance(exc, UserError):
+                raise  # what set-up said is dropped with it
+            if self._held:  # a resume that failed in set-up otherwise: what it said belongs to the record
+                held, self._held = self._held, None
+                for event in held:
+                    self.emit(event)
+            self._held = None
             if isinstance(exc, KeyboardInterrupt):
                 self.emit(RunEnded(status="stopped", reason="interrupted"))
             else:
