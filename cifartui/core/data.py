@@ -8,7 +8,6 @@ imagefolder (torchvision ImageFolder layout), synthetic (generated, learnable, n
 from __future__ import annotations
 
 import difflib
-import io
 import os
 import pickle
 import tarfile
