@@ -225,8 +225,9 @@ def main(argv: list[str] | None = None) -> int:
         if args.debug:
             raise
         from cifartui.core.engine import TrainingError
+        from cifartui.record.store import StorageError
 
-        if isinstance(exc, TrainingError):
+        if isinstance(exc, (TrainingError, StorageError)):
             print(f"{_rank_prefix()}error: {exc}", file=sys.stderr)
         else:
             print(f"{_rank_prefix()}error: {type(exc).__name__}: {exc}\n  (run with --debug for the traceback)", file=sys.stderr)

@@ -588,10 +588,12 @@ class Trainer:
                 for event in held:
                     self.emit(event)
             self._held = None
-            if isinstance(exc, KeyboardInterrupt):
-                self.emit(RunEnded(status="stopped", reason="interrupted"))
-            else:
-                self.emit(RunEnded(status="failed", reason=f"{type(exc).__name__}: {exc}"))
+            ended = (RunEnded(status="stopped", reason="interrupted") if isinstance(exc, KeyboardInterrupt)
+                     else RunEnded(status="failed", reason=f"{type(exc).__name__}: {exc}"))
+            try:
+                self.emit(ended)
+            except Exception:  # noqa: BLE001 - a sink that cannot record the end must not hide why it ended
+                pass
             raise
         finally:
             ddp.shutdown()

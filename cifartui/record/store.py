@@ -8,6 +8,7 @@ because the run may still be growing in another process (headless, torchrun, ano
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -34,6 +35,11 @@ EVAL_DIR = "eval"
 # A run on another host whose events stopped growing this long ago is taken as crashed.
 STALE_SECONDS = 3600.0
 _NAME_OK = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,79}$")
+
+
+class StorageError(Exception):
+    """A write to the run folder failed (disk full, folder gone or read-only): the run cannot go on. Exit 1;
+    the message names the first write that failed and what to do."""
 
 
 class StoreError(UserError):
@@ -132,28 +138,54 @@ class RunStore:
         atomic_write_text(self.path / CLASSES_FILE, json.dumps(names))
 
     def __call__(self, event: Event) -> None:
-        if isinstance(event, (Evaluation, Samples)) and event.arrays is not None:
-            if isinstance(event, Evaluation):
-                rel = f"{EVAL_DIR}/{event.split}_e{event.epoch:03d}.npz"
-            else:
-                rel = f"samples_{event.split}.npz"
-            (self.path / EVAL_DIR).mkdir(exist_ok=True)
-            arrays = event.arrays
-            import numpy as np
+        """Write one event. A failing write raises StorageError naming that first write (path, errno, what
+        to do); the ``run_ended`` that follows is written as far as the disk allows and never raises, so
+        the first cause is the one reported."""
+        target = self.path
+        try:
+            if isinstance(event, (Evaluation, Samples)) and event.arrays is not None:
+                if isinstance(event, Evaluation):
+                    rel = f"{EVAL_DIR}/{event.split}_e{event.epoch:03d}.npz"
+                else:
+                    rel = f"samples_{event.split}.npz"
+                target = self.path / rel
+                (self.path / EVAL_DIR).mkdir(exist_ok=True)
+                arrays = event.arrays
+                import numpy as np
 
-            atomic_write(self.path / rel, lambda f: np.savez_compressed(f, **arrays))
-            event.file = rel
-        if isinstance(event, RunStarted):
-            self.write_classes(event.class_names)
-        line = json.dumps(event.to_dict(), default=_json_default, separators=(",", ":")) + "\n"
-        if self._events is None:
-            self._events = open(self.path / EVENTS_FILE, "a", encoding="utf-8")
-        # One write call per whole line, then flush: a reader sees whole lines or a tail to skip.
-        self._events.write(line)
-        self._events.flush()
-        if isinstance(event, (EpochEnd, RunEnded, RunStarted, Evaluation)):
-            os.fsync(self._events.fileno())
-        self._update_summary(event)
+                atomic_write(target, lambda f: np.savez_compressed(f, **arrays))
+                event.file = rel
+            if isinstance(event, RunStarted):
+                target = self.path / CLASSES_FILE
+                self.write_classes(event.class_names)
+            target = self.path / EVENTS_FILE
+            line = json.dumps(event.to_dict(), default=_json_default, separators=(",", ":")) + "\n"
+            if self._events is None:
+                self._events = open(target, "a", encoding="utf-8")
+            # One write call per whole line, then flush: a reader sees whole lines or a tail to skip.
+            self._events.write(line)
+            self._events.flush()
+            if isinstance(event, (EpochEnd, RunEnded, RunStarted, Evaluation)):
+                os.fsync(self._events.fileno())
+            target = self.path / SUMMARY_FILE
+            self._update_summary(event)
+        except OSError as exc:
+            if isinstance(event, RunEnded) or self.write_error is not None:
+                # the end of a run that failed to write: as far as the disk allows, never a second error. A stale
+                # summary.json would list the run "running", then "crashed" with no reason: without it, readers
+                # fold events.jsonl, whose run_ended (if it got in) says why. Removing needs no space.
+                if target.name == SUMMARY_FILE:
+                    with contextlib.suppress(OSError):
+                        target.unlink()
+                return
+            path = Path(exc.filename) if isinstance(exc.filename, str) and not Path(exc.filename).name.startswith(".") else target
+            self.write_error = StorageError(
+                f"cannot write {path} ({exc.strerror or exc}, errno {exc.errno}): the run stops here.\n"
+                f"  Free space or fix the permissions of {self.path}; last.pt holds the last good state: "
+                f"cifartui --headless train --resume {self.path}")
+            raise self.write_error from exc
+
+    write_error: "StorageError | None" = None
 
     def _update_summary(self, event: Event) -> None:
         if isinstance(event, (Evaluation, Samples)):
