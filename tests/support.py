@@ -18,3 +18,19 @@ def tiny_overrides(root, **extra):
     }
     values.update(extra)
     return [f"{k}={v}" for k, v in values.items()]
+
+
+def wait_until(predicate, timeout: float = 60.0, what: str = "the condition", every: float = 0.05):
+    """Poll ``predicate`` until it returns something true (returned), or fail after ``timeout`` seconds."""
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    value = predicate()
+    if value:
+        return value
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")

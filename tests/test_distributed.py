@@ -8,7 +8,6 @@ size 1; a rank that fails does not leave the other waiting.
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,9 +17,10 @@ import torch
 
 from cifartui.core import distributed as ddp
 from cifartui.core.loader import BatchLoader
-from cifartui.record.store import evaluations, list_runs, load_evaluation, read_events, read_run
+from cifartui.record.read_model import RunRecord
+from cifartui.record.store import list_runs, load_evaluation, read_events, read_run
 
-from support import PYTHON, REPO
+from support import PYTHON, REPO, wait_until
 
 MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
 TORCHRUN_TIMEOUT = 240
@@ -219,19 +219,20 @@ def test_torchrun_two_processes_equal_a_single_process_evaluation(tmp_path, monk
     assert out.count("run completed") == 1 and out.count("epoch 2/2 ") == 1, out
 
     best_epoch = max((e for e in events if e["type"] == "epoch"), key=lambda e: (e["val_acc"], -e["epoch"]))["epoch"]
-    vals = {e["epoch"]: e for e in evaluations(events) if e["split"] == "val"}
-    (test_ev,) = [e for e in evaluations(events) if e["split"] == "test"]
+    evals = RunRecord.read(run_dir).evaluations
+    vals = {e.epoch: e for e in evals if e.split == "val"}
+    (test_ev,) = [e for e in evals if e.split == "test"]
     reference = single_process_eval(run_dir)
     for split, ev in (("val", vals[best_epoch]), ("test", test_ev)):
-        stored = load_evaluation(run_dir, ev["file"])
+        stored = load_evaluation(run_dir, ev.file)
         size = start["val_size"] if split == "val" else start["test_size"]
-        assert stored["confusion"].sum() == size == ev["num_samples"] == len(stored["preds"])
+        assert stored["confusion"].sum() == size == ev.num_samples == len(stored["preds"])
         ref = reference[split]
         np.testing.assert_array_equal(stored["confusion"], ref.confusion)
         np.testing.assert_array_equal(stored["targets"], ref.targets)
         np.testing.assert_array_equal(stored["preds"], ref.preds)
-        assert ev["top1"] == pytest.approx(ref.top1, abs=1e-12) and ev["top5"] == pytest.approx(ref.top5, abs=1e-12)
-        assert ev["loss"] == pytest.approx(ref.loss, rel=1e-5)
+        assert ev.top1 == pytest.approx(ref.top1, abs=1e-12) and ev.top5 == pytest.approx(ref.top5, abs=1e-12)
+        assert ev.loss == pytest.approx(ref.loss, rel=1e-5)
         np.testing.assert_allclose(stored["true_prob"].astype(np.float32), ref.true_prob.astype(np.float32), atol=2e-3)
     print(f"\ntorchrun 2 x CPU run: {took:.1f}s")
 
@@ -264,16 +265,6 @@ def _rank_pid(torchrun_pid: int, rank: int) -> int | None:
     return None
 
 
-def _wait_for(predicate, timeout: float, what: str):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    pytest.fail(f"timed out waiting for {what}")
-
-
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc").is_dir(), reason="finds rank 1's pid through /proc")
 def test_a_stop_request_on_one_rank_stops_both_and_the_run_resumes_in_one_process(tmp_path):
@@ -284,7 +275,7 @@ def test_a_stop_request_on_one_rank_stops_both_and_the_run_resumes_in_one_proces
         # signal in the middle of epoch 2 (best.pt exists by then; the resume has to map a mid-epoch position)
         mid_epoch_2 = lambda: events_file() and any(  # noqa: E731
             e["type"] == "step" and e["epoch"] >= 2 and e["step"] >= 2 for e in read_events(events_file())[0])
-        _wait_for(mid_epoch_2, 150, "epoch 2 of the torchrun run")
+        wait_until(mid_epoch_2, 150, "epoch 2 of the torchrun run", every=0.2)
         live = read_run(events_file().parent)  # what `cifartui runs` and the app see: a live run like any other
         assert live.status == "running" and live.world_size == 2
         rank1 = _rank_pid(proc.pid, 1)
@@ -331,7 +322,7 @@ def test_a_stop_request_file_stops_every_rank_of_a_torchrun_job(tmp_path):
     try:
         events_file = lambda: next((tmp_path / "runs").glob("*/events.jsonl"), None)  # noqa: E731
         stepping = lambda: events_file() and any(e["type"] == "step" for e in read_events(events_file())[0])  # noqa: E731
-        _wait_for(stepping, 150, "the first steps of the torchrun run")
+        wait_until(stepping, 150, "the first steps of the torchrun run", every=0.2)
         request_stop(events_file().parent, by="a test")
         code, out, err = _finish(proc, timeout=90)
     finally:

@@ -10,7 +10,8 @@ import yaml
 from PIL import Image
 
 from cifartui.cli import main
-from cifartui.record.store import evaluations, load_evaluation, load_samples, read_events, read_run
+from cifartui.record.read_model import RunRecord
+from cifartui.record.store import load_evaluation, load_samples, read_events, read_run
 
 pytestmark = pytest.mark.slow  # trains for real (about 20 s on 2 CPU cores)
 
@@ -40,12 +41,12 @@ def test_eval_of_a_run_reproduces_its_test_score_and_is_stored(trained, capsys):
     before = read_run(trained)
     assert main(["eval", str(trained), "--name", "eval-again"]) == 0
     assert "stored as evaluation eval-again" in capsys.readouterr().out
-    evals = {e["split"]: e for e in evaluations(_events(trained))}
-    test, again = evals["test"], evals["eval-again"]
+    record = RunRecord.read(trained)
+    test, again = record.evaluation("test"), record.evaluation("eval-again")
     # the same weights on the same data through the trainer's own evaluate: the same figures
-    assert again["top1"] == test["top1"] and again["loss"] == pytest.approx(test["loss"], rel=1e-6)
-    assert again["epoch"] == test["epoch"] == 1 and again["num_samples"] == 100
-    a, b = load_evaluation(trained, test["file"]), load_evaluation(trained, again["file"])
+    assert again.top1 == test.top1 and again.loss == pytest.approx(test.loss, rel=1e-6)
+    assert again.epoch == test.epoch == 1 and again.num_samples == 100
+    a, b = load_evaluation(trained, test.file), load_evaluation(trained, again.file)
     assert np.array_equal(a["confusion"], b["confusion"]) and np.array_equal(a["preds"], b["preds"])
     assert load_samples(trained, "eval-again").shape == (100, 32, 32, 3)
     assert (trained / "eval" / "eval-again.yaml").exists()
@@ -80,8 +81,8 @@ def test_eval_of_a_checkpoint_file_makes_a_new_run(trained, tmp_path, capsys):
     assert run.name.endswith("-eval-tiny") and str(run) == out["run"]
     s = read_run(run)
     assert s.status == "completed" and s.model == "resnet10t"
-    (ev,) = evaluations(_events(run))
-    assert ev["split"] == out["evaluation"] and ev["top1"] == pytest.approx(out["top1"])
+    (ev,) = RunRecord.read(run).evaluations
+    assert ev.split == out["evaluation"] and ev.top1 == pytest.approx(out["top1"])
     # the wrong architecture for a bare file: the architecture message
     assert main(["eval", str(trained / "best.pt"), "--root", str(root), "--set", "model.name=resnet18"]) == 2
     assert "holds weights of resnet10t" in capsys.readouterr().err
@@ -90,8 +91,7 @@ def test_eval_of_a_checkpoint_file_makes_a_new_run(trained, tmp_path, capsys):
 
 
 def test_predict_matches_the_stored_predictions(trained, tmp_path, capsys):
-    test = next(e for e in evaluations(_events(trained)) if e["split"] == "test")
-    arrays = load_evaluation(trained, test["file"])
+    arrays = load_evaluation(trained, RunRecord.read(trained).test.file)
     images = load_samples(trained, "test")  # 32 px synthetic thumbnails are the images themselves
     paths = []
     for i in range(3):

@@ -8,7 +8,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ from PIL import Image
 
 from cifartui.record.control import RunBusy, WriterLock, request_stop
 
-from support import REPO, tiny_overrides
+from support import REPO, tiny_overrides, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -28,15 +27,6 @@ def cli(*args: str, **kw) -> subprocess.Popen:
 
 def sets(root: Path, **extra) -> list[str]:
     return [a for item in tiny_overrides(root, **extra) for a in ("--set", item)]
-
-
-def wait_until(predicate, timeout: float):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return predicate()
 
 
 def the_run(root: Path) -> Path:
@@ -79,7 +69,7 @@ def test_resuming_a_live_run_is_refused_and_changes_nothing(tmp_path):
     root = tmp_path / "runs"
     live = cli("--headless", "train", "configs/demo.yaml", *sets(root, **{"train.epochs": 200}))
     try:
-        assert wait_until(lambda: stepping(root), 120), "the live run did not start"
+        wait_until(lambda: stepping(root), 120, "the live run's first steps")
         run = the_run(root)
         resume = cli("--headless", "train", "--resume", str(run))
         _, err = resume.communicate(timeout=120)
@@ -100,7 +90,7 @@ def test_resuming_a_live_run_is_refused_and_changes_nothing(tmp_path):
 def test_two_resumes_at_once_train_once(tmp_path):
     root = tmp_path / "runs"
     first = cli("--headless", "train", "configs/demo.yaml", *sets(root, **{"train.epochs": 200}))
-    assert wait_until(lambda: stepping(root), 120)
+    wait_until(lambda: stepping(root), 120, "the first run's first steps")
     run = the_run(root)
     first.send_signal(signal.SIGINT)  # stopped mid-run: last.pt saved
     first.communicate(timeout=120)

@@ -34,7 +34,7 @@ def test_norm_weights_and_biases_get_no_weight_decay_by_default(tmp_path):
     assert all(decay[n] == 0.0 for n in norm)
     assert all(decay[n] == 0.05 for n, p in named.items() if p.ndim > 1)
     assert len({g["lr"] for g in trainer.optimizer.param_groups}) == 1  # the groups share one base lr
-    assert trainer.scheduler.base_lrs == [trainer.cfg.train.lr] * len(trainer.optimizer.param_groups)
+    assert trainer.scheduler.base_lr == trainer.cfg.train.lr
 
 
 def test_decay_norm_and_bias_puts_weight_decay_on_every_parameter(tmp_path):

@@ -5,7 +5,6 @@ import random
 import signal
 import subprocess
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ from cifartui.cli import main
 from cifartui.config import Config
 from cifartui.record.store import list_runs, read_events, read_run
 
-from support import PYTHON, REPO, tiny_overrides
+from support import PYTHON, REPO, tiny_overrides, wait_until
 
 
 def cli(*args, timeout=120):
@@ -45,16 +44,6 @@ def entries(root):
     return json.loads(result.stdout)
 
 
-def wait_for(condition, timeout=60.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 def first_epoch_done(root):
     """The run folder of the running entry, once its first epoch is recorded (last.pt is on disk then)."""
     def check():
@@ -62,7 +51,7 @@ def first_epoch_done(root):
         if running and any(e["type"] == "epoch" for e in read_events(Path(running[0].run) / "events.jsonl")[0]):
             return running[0].run
         return None
-    return wait_for(check, what="the first epoch of the first entry")
+    return wait_until(check, what="the first epoch of the first entry")
 
 
 def run_names(root):
@@ -269,8 +258,8 @@ def test_run_names_and_ids():
 def test_detached_worker_logs_and_is_seen_while_alive(runs_root):
     pid = queue.start_detached_worker(runs_root)  # an empty queue: it starts, says so, and ends
     log = runs_root / ".queue" / "worker.log"
-    wait_for(lambda: "no pending entry left" in log.read_text(), what="the detached worker's log line")
-    wait_for(lambda: not queue.worker_alive(runs_root), what="the worker's file to go")
+    wait_until(lambda: "no pending entry left" in log.read_text(), what="the detached worker's log line")
+    wait_until(lambda: not queue.worker_alive(runs_root), what="the worker's file to go")
     (proc,) = [p for p in queue._detached if p.pid == pid]
     assert proc.wait(timeout=30) == 0
 

@@ -90,14 +90,15 @@ class StepSchedule:
 
     def __init__(self, optimizer: torch.optim.Optimizer, base_lr: float, factor: Callable[[int], float]):
         self.optimizer, self.factor = optimizer, factor
-        self.base_lrs = [base_lr] * len(optimizer.param_groups)  # timm's groups (decay / no decay) share it
+        self.base_lr = base_lr  # timm's param groups (decay / no decay) share one lr
         self.at(0)
 
     def at(self, step: int) -> None:
         """Set every param group's lr for global optimizer step ``step`` (0-based)."""
         self.step = step
-        for group, base in zip(self.optimizer.param_groups, self.base_lrs):
-            group["lr"] = base * self.factor(step)
+        lr = self.base_lr * self.factor(step)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
 
 
 @dataclass
@@ -190,6 +191,11 @@ class Trainer:
 
     # -- events -----------------------------------------------------------------------------------
     _held: list[Event] | None = None  # a resume's set-up events, written only once no check refused it
+
+    def _release_held(self) -> None:
+        held, self._held = self._held or [], None
+        for event in held:
+            self.emit(event)
 
     def emit(self, event: Event) -> None:
         if not self.dist.is_main:
@@ -574,20 +580,14 @@ class Trainer:
         try:
             self.setup()
             fitting = True
-            held, self._held = self._held or [], None
-            for event in held:
-                self.emit(event)
+            self._release_held()
             ended = self.fit()
             ddp.barrier()  # no rank exits (torchrun would take that as a failure) before rank 0 has written all
             return ended
         except BaseException as exc:
             if self.resume and not fitting and isinstance(exc, UserError):
                 raise  # what set-up said is dropped with it
-            if self._held:  # a resume that failed in set-up otherwise: what it said belongs to the record
-                held, self._held = self._held, None
-                for event in held:
-                    self.emit(event)
-            self._held = None
+            self._release_held()  # a resume that failed in set-up otherwise: what it said belongs to the record
             ended = (RunEnded(status="stopped", reason="interrupted") if isinstance(exc, KeyboardInterrupt)
                      else RunEnded(status="failed", reason=f"{type(exc).__name__}: {exc}"))
             try:

@@ -16,7 +16,7 @@ import socket
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from cifartui.errors import UserError
 from cifartui.record.atomic import atomic_write, atomic_write_text
@@ -582,7 +582,3 @@ def load_samples(run_path: str | os.PathLike, split: str, required: bool = False
     if not required and not path.exists():
         return None
     return _load_npz(path, rel, ("images",))["images"]
-
-
-def evaluations(events: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [e for e in events if e.get("type") == "evaluation" and e.get("file")]

@@ -22,6 +22,7 @@ import pytest
 
 from bench.terminal import Tmux  # the one terminal driver of tests and benchmarks
 from tui_support import REPO
+from support import wait_until
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(shutil.which("tmux") is None, reason="needs tmux")]
 
@@ -32,16 +33,6 @@ RUN = ["train.epochs=3", "train.log_interval=1", "device=cpu"]
 
 def sets(items: list[str]) -> list[str]:
     return [arg for item in items for arg in ("--set", item)]
-
-
-def wait_until(predicate, timeout: float, step: float = 0.2):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    return predicate()
 
 
 def events(run: Path) -> list[dict]:
@@ -112,8 +103,7 @@ def start_demo(tmp_path: Path, root: Path) -> tuple[Tmux, Path]:
     tmux = app_in_tmux(tmp_path, root, "--config", str(REPO / "configs" / "demo.yaml"), *sets(RUN))
     tmux.wait("valid", 60)
     tmux.keys("Escape", "s")
-    run = wait_until(lambda: reached_epoch(root, 1), 180)
-    assert run is not None, "the first epoch did not end: " + tmux.screen()
+    run = wait_until(lambda: reached_epoch(root, 1), 180, "the first epoch in the app")
     return tmux, run
 
 
@@ -123,7 +113,7 @@ def test_closing_the_terminal_mid_run_lets_the_run_complete(tmp_path, reference)
     app_pid = summary(run)["pid"]
     assert summary(run)["epochs_done"] < 3, "the run ended before the terminal could be closed"
     tmux.kill()  # the terminal goes away: its pty hangs up and the app gets SIGHUP
-    assert wait_until(lambda: not pid_alive(app_pid), 240), "the app's process never exited"
+    wait_until(lambda: not pid_alive(app_pid), 240, "the app's process to exit")
     s = summary(run)
     assert s["status"] == "completed" and s["epochs_done"] == 3 and s["pid"] == app_pid
     assert figures(run) == reference, "training after the hang-up differs from an uninterrupted run"
@@ -144,10 +134,10 @@ def test_q_then_b_quits_at_once_and_a_detached_process_finishes_the_run(tmp_path
         assert not pid_alive(app_pid)
     finally:
         tmux.kill()
-    assert wait_until(lambda: summary(run).get("status") == "completed", 240), summary(run)
+    wait_until(lambda: summary(run).get("status") == "completed", 240, "the handed-off run to complete")
     s = summary(run)
     assert s["pid"] != app_pid and s["epochs_done"] == 3
-    assert wait_until(lambda: not pid_alive(s["pid"]), 30), "the detached process did not exit"
+    wait_until(lambda: not pid_alive(s["pid"]), 30, "the detached process to exit")
     assert figures(run) == reference, "the handed-off run differs from an uninterrupted run"
     statuses = [e["status"] for e in events(run) if e["type"] == "run_ended"]
     assert statuses == ["stopped", "completed"]
@@ -161,8 +151,7 @@ def test_plain_cifartui_reattaches_to_a_headless_run_and_x_y_stops_it(tmp_path):
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
     tmux = None
     try:
-        run = wait_until(lambda: reached_epoch(root, 1), 180)
-        assert run is not None
+        run = wait_until(lambda: reached_epoch(root, 1), 180, "the headless run's first epoch")
         tmux = app_in_tmux(tmp_path, root)  # no --run, no --config: the one live run opens
         tmux.wait("following pid", 60)
         assert run.name in tmux.screen()

@@ -33,16 +33,21 @@ def _stop_workers(root) -> None:
             pass
 
 
+async def queue_with_sweep(pilot, sweep: str) -> None:
+    """On the Config screen: a, type the sweep, enter."""
+    await pilot.pause()
+    await pilot.press("escape", "a")
+    assert await wait_for(pilot, lambda: isinstance(pilot.app.screen, QueueScreen), 5)
+    pilot.app.screen.query_one(Input).value = sweep
+    await pilot.press("enter")
+    await pilot.pause()
+
+
 async def test_a_bad_sweep_keeps_the_dialog_open_and_queues_nothing(tmp_path, tiny_config):
     root = tmp_path / "runs"
     app = make_app(root, config_path=_write(tiny_config(), tmp_path / "tiny.yaml"))
     async with app.run_test(size=(160, 48)) as pilot:
-        await pilot.pause()
-        await pilot.press("escape", "a")
-        assert await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen), 5)
-        app.screen.query_one(Input).value = "train.lrr=0.1,0.2"
-        await pilot.press("enter")
-        await pilot.pause()
+        await queue_with_sweep(pilot, "train.lrr=0.1,0.2")
         assert isinstance(app.screen, QueueScreen), "a refused sweep must keep the dialog open"
         assert "did you mean" in str(app.screen.query_one("#queue-error", Static).content).lower()
     assert queue.list_entries(root) == []
@@ -54,12 +59,7 @@ async def test_a_sweep_queued_in_the_app_is_trained_in_the_background_and_compar
     app = make_app(root, config_path=_write(tiny_config(), tmp_path / "tiny.yaml"))
     try:
         async with app.run_test(size=(160, 48)) as pilot:
-            await pilot.pause()
-            await pilot.press("escape", "a")
-            assert await wait_for(pilot, lambda: isinstance(app.screen, QueueScreen), 5)
-            app.screen.query_one(Input).value = "train.lr=0.001,0.003"
-            await pilot.press("enter")
-            await pilot.pause()
+            await queue_with_sweep(pilot, "train.lr=0.001,0.003")
             entries = queue.list_entries(root)
             assert [e.overrides for e in entries] == [{"train.lr": 0.001}, {"train.lr": 0.003}]
             assert any("queued 2 runs" in n.message for n in app._notifications)

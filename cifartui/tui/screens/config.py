@@ -257,15 +257,20 @@ class ConfigScreen(Screen):
 
         self.app.push_screen(OpenConfigScreen(self.cifar.config_files(), self.cifar.run_configs()), chosen)
 
-    def action_save_as(self) -> None:
+    def _valid_config(self) -> "Config | None":
+        """The form's config once validated; None (and a notice) while it is loading or has errors."""
         form = self._form()
         if form is None:
-            return
+            return None
         form.validate_now()
         if form.config is None:
             self.notify("fix the errors first", severity="error")
+        return form.config
+
+    def action_save_as(self) -> None:
+        cfg = self._valid_config()
+        if cfg is None:
             return
-        cfg = form.config
         folder = Path("configs")
         if self.source_path is not None and self.source_path.parent.name == "configs":
             folder = Path(_display_path(self.source_path.parent))
@@ -330,14 +335,9 @@ class ConfigScreen(Screen):
                              answered)
 
     def action_queue(self) -> None:
-        form = self._form()
-        if form is None:
+        cfg = self._valid_config()
+        if cfg is None:
             return
-        form.validate_now()
-        if form.config is None:
-            self.notify("fix the errors first", severity="error")
-            return
-        cfg = form.config
 
         def check(items: list[str]) -> str:
             from cifartui.queue import validate_grid
