@@ -19,12 +19,18 @@ BENCHMARKS: dict[str, tuple[str, str, str]] = {
     "loader_224": ("bench.loader", "run_loader_224", "same, resized to 224 px"),
     "trainer_overhead": ("bench.trainer", "run_trainer_overhead", "Trainer.train_epoch vs bare loop, resnet18 b64 32 px"),
     "eval_overhead": ("bench.trainer", "run_eval_overhead", "Trainer.evaluate vs bare no_grad loop"),
-    "runs_list": ("bench.runs", "run_runs_list", "list_runs on 1,000 runs, sorted; budget 1 s"),
+    "runs_list": ("bench.runs", "run_runs_list", "10,000 runs listed, filtered and sorted; budget 1 s"),
+    "runs_screen": ("bench.runs", "run_runs_screen", "the app opened on 10,000 runs, to the table's first rows; budget 2 s"),
     "curve_redraw": ("bench.runs", "run_curve_redraw", "100,000-point curve redrawn; budget 50 ms"),
     "ui_overhead": ("bench.ui", "run_ui_overhead", "training img/s with the dashboard live vs headless"),
     "first_frame": ("bench.ui", "run_first_frame", "app's first frame vs `python -c 'import torch'`"),
     "first_frame_bare": ("bench.ui", "run_first_frame_bare", "app's first frame vs a bare Textual app's (Static + Footer)"),
     "confusion_nav": ("bench.ui", "run_confusion_nav", "100x100 matrix, keypress to updated screen; budget 16 ms"),
+    "recipe_options": ("bench.recipe_options", "run_recipe_options", "train steps/s of the demo config with EMA, Mixup/CutMix, policies, accumulation vs without"),
+    "recipe": ("bench.recipe", "run_recipe", "configs/cifar100_small vs the plain script, real CIFAR-100 images, top-1 + wall time"),
+    "cam_32": ("bench.analysis", "run_cam_32", "one Grad-CAM map, resnet34 32 px, CPU, vs one forward pass"),
+    "cam_224": ("bench.analysis", "run_cam_224", "one Grad-CAM map, resnet34 224 px, CPU, vs one forward pass"),
+    "probs_size": ("bench.analysis", "run_probs_size", "eval npz of 50,000 x 100 with float16 probabilities vs without"),
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 
@@ -25,6 +25,7 @@ class Result:
     higher_is_better: bool = True
     note: str = ""
     paired_ratio: float | None = None  # set by benchmarks that compare run by run (see :func:`pairs`)
+    extra: dict = field(default_factory=dict)  # more figures for the JSON entry, e.g. {"runs": 10000}
 
     @property
     def ratio(self) -> float | None:
@@ -48,6 +49,7 @@ class Result:
                "unit": self.unit, "goal": self.goal}
         if self.note:
             out["note"] = self.note
+        out.update(self.extra)
         return out
 
 

@@ -9,7 +9,9 @@ Baseline: torchvision DataLoader with PIL transforms (RandomCrop(32, padding=4),
 [Resize(224)], ToTensor, Normalize), num_workers = cores, pin_memory, non_blocking copies, and a plain
 fp32 loop (PyTorch's default precision settings, AdamW for-each, ``loss.item()`` each step as most
 training scripts log). resnet34 at 32 px and 224 px, batch 32 and 256, synthetic data only (no network).
-Prints img/s and ratios (ours / baseline); under 5 minutes on an H100/H200.
+Prints img/s and ratios (ours / baseline); under 5 minutes on an H100/H200. Where NVML answers, also how busy
+the GPU was during each timed part (the mean of NVML's utilisation, sampled every 0.2 s by
+:mod:`cifartui.gpustats`, the reader behind the dashboard's GPU panel): an input-bound loop shows as a low figure.
 """
 
 from __future__ import annotations
@@ -23,6 +25,52 @@ import time
 from bench.common import cores
 
 CASES = [(32, 32), (32, 256), (224, 32), (224, 256)]  # (image size, batch)
+
+
+class Busy:
+    """Mean NVML utilisation of the benchmark's GPU (cuda:0) between start() and stop(); None without NVML."""
+
+    def __init__(self, interval: float = 0.2):
+        import threading
+
+        from cifartui.gpustats import Nvml
+
+        self.interval, self.nvml, self.indices = interval, Nvml.open(), []
+        self._stop, self._thread, self._samples = threading.Event(), None, []
+        if self.nvml is not None:
+            import torch
+
+            from cifartui.core.environment import torch_environment
+
+            gpus = torch_environment(torch.device("cuda", 0)).get("gpus") or []
+            self.indices = self.nvml.indices_for([g["uuid"] for g in gpus if g.get("uuid")], cuda=True)
+
+    def start(self) -> None:
+        import threading
+
+        if not self.indices:
+            return
+        self._stop.clear()
+        self._samples = []
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._samples += [r.util for r in self.nvml.read_all(self.indices) if r.util is not None]
+
+    last: float | None = None  # the mean of the last start()..stop()
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join()
+        self._thread = None
+        self.last = round(sum(self._samples) / len(self._samples), 1) if self._samples else None
+
+
+BUSY: Busy | None = None  # set in main() on a CUDA machine
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 
@@ -56,10 +104,14 @@ def ours(size: int, batch: int, steps: int, compile_: bool, device: str, amp: st
         sync()
         warm = time.perf_counter() - t0
         n = len(trainer.train_loader)
+        if BUSY is not None:
+            BUSY.start()
         t0 = time.perf_counter()
         trainer.train_epoch(2, 0)
         sync()
         rate = n * batch / (time.perf_counter() - t0)
+        if BUSY is not None:
+            BUSY.stop()
         del trainer
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -107,6 +159,8 @@ def baseline(size: int, batch: int, steps: int, device: str, warmup: int = 5) ->
             if done == warmup:
                 if dev.type == "cuda":
                     torch.cuda.synchronize()
+                if BUSY is not None:
+                    BUSY.start()
                 t0 = time.perf_counter()
             xb, yb = xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
             loss = F.cross_entropy(model(xb), yb)
@@ -119,7 +173,10 @@ def baseline(size: int, batch: int, steps: int, device: str, warmup: int = 5) ->
                 break
         if dev.type == "cuda":
             torch.cuda.synchronize()
-        return steps * batch / (time.perf_counter() - t0)
+        rate = steps * batch / (time.perf_counter() - t0)
+        if BUSY is not None:
+            BUSY.stop()
+        return rate
     finally:
         torch.backends.cudnn.benchmark, torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
 
@@ -146,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         # fixed work per case: enough steps to time, few enough for 5 minutes in all
         steps_for = lambda size, batch: {32: 150, 256: 40}[batch] if size == 32 else {32: 100, 256: 25}[batch]  # noqa: E731
 
+    global BUSY
+    BUSY = Busy() if device == "cuda" else None
     started = time.perf_counter()
     name = torch.cuda.get_device_name(0) if device == "cuda" else "cpu (smoke check)"
     if not args.json:
@@ -154,9 +213,13 @@ def main(argv: list[str] | None = None) -> int:
     for size, batch in cases:
         steps = steps_for(size, batch)
         base = baseline(size, batch, steps, device)
+        base_busy = BUSY.last if BUSY is not None else None
         eager, eager_warm = ours(size, batch, steps, False, device, amp)
+        eager_busy = BUSY.last if BUSY is not None else None
         row = {"baseline_img_s": round(base, 1), "ours_img_s": round(eager, 1), "ratio": round(eager / base, 2),
                "ours_first_epoch_s": round(eager_warm, 1)}
+        if base_busy is not None and eager_busy is not None:
+            row.update(baseline_gpu_busy_pct=base_busy, ours_gpu_busy_pct=eager_busy)  # NVML utilisation
         if compile_ok and (batch >= 256 or args.compile_all):  # compiling takes a minute a shape
             comp, comp_warm = ours(size, batch, steps, True, device, amp)
             row.update(ours_compiled_img_s=round(comp, 1), ratio_compiled=round(comp / base, 2),
@@ -165,8 +228,10 @@ def main(argv: list[str] | None = None) -> int:
         if not args.json:
             extra = (f"  compiled {row['ours_compiled_img_s']:>9.1f} img/s  x{row['ratio_compiled']:<6} "
                      f"(first epoch {row['compile_first_epoch_s']} s)") if "ratio_compiled" in row else ""
+            busy = (f"  GPU busy {row['baseline_gpu_busy_pct']:.0f}% -> {row['ours_gpu_busy_pct']:.0f}%"
+                    if "ours_gpu_busy_pct" in row else "")
             print(f"resnet34 {size:>3}px b{batch:<3}  baseline {base:>9.1f} img/s  ours {eager:>9.1f} img/s  "
-                  f"x{row['ratio']:<6}{extra}", flush=True)
+                  f"x{row['ratio']:<6}{extra}{busy}", flush=True)
     total = time.perf_counter() - started
     if args.json:
         print(json.dumps({"device": name, "seconds": round(total, 1), "results": rows}, indent=1))

@@ -194,6 +194,8 @@ def _overfitting_and_gap(data: RunData) -> list[Finding]:
     if not epochs:
         return []
     last = epochs[-1]
+    if last.train_acc is None:  # Mixup/CutMix: no train accuracy is measured, so there is no gap to report
+        return []
     train, val = float(last.train_acc), float(last.val_acc)
     gap = train - val
     out = []

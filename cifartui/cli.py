@@ -26,7 +26,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="cifartui", description="Train timm image classifiers from the terminal and browse the runs.")
     p.add_argument("--headless", action="store_true", help="no app: run a command (train) with plain/Rich output")
-    p.add_argument("--config", metavar="FILE", help="open the app with this config loaded")
+    p.add_argument("--config", metavar="FILE|PRESET", help="open the app with this config file or preset (cifartui configs) loaded")
     p.add_argument("--run", metavar="RUN", help="open the app on this run")
     p.add_argument("--root", metavar="DIR", default=None, help="output root holding the runs (default ./runs)")
     p.add_argument("--debug", action="store_true", help="show Python tracebacks")
@@ -35,15 +35,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", parser_class=_Parser)
 
     t = sub.add_parser("train", help="train from a YAML config (headless)")
-    t.add_argument("config", nargs="?", help="config YAML (optional with --resume: the run's own config)")
+    t.add_argument("config", nargs="?", help="config YAML or preset name, see `cifartui configs` (optional with --resume: the run's own config)")
     t.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value, e.g. --set train.lr=3e-4 (repeatable)")
     t.add_argument("--resume", metavar="RUN", help="continue a stopped or crashed run from its last.pt")
     t.add_argument("--root", dest="sub_root", metavar="DIR", help="output root to find --resume runs in")
 
-    r = sub.add_parser("runs", help="list the runs under the output root")
-    r.add_argument("--root", dest="sub_root", metavar="DIR")
-    r.add_argument("--json", action="store_true", help="print JSON")
+    from cifartui.commands.runs import add_parser as add_runs_parser  # list, tag, note, archive, rm, restore
+
+    add_runs_parser(sub)
 
     s = sub.add_parser("show", help="summary of one run: metrics, per-class accuracy, confused pairs")
     s.add_argument("run", metavar="RUN", help="run folder, id, or unique id prefix")
@@ -72,38 +72,11 @@ def cmd_train(args) -> int:
         cfg = resume_config(run_dir, args.overrides, args.config)
         return run_headless(cfg, resume_dir=run_dir)
     if not args.config:
-        raise UserError("train: give a config YAML (see configs/), e.g. cifartui --headless train configs/demo.yaml")
+        raise UserError("train: give a config YAML or a preset name (`cifartui configs` lists them), e.g. cifartui --headless train demo")
     cfg = config_mod.load(args.config, args.overrides)
     if args.root or args.sub_root:
         cfg = cfg.with_overrides(**{"output.root": _root(args)})
     return run_headless(cfg)
-
-
-def cmd_runs(args) -> int:
-    from rich.console import Console
-    from rich.table import Table
-
-    from cifartui.record.store import list_runs
-
-    runs = list_runs(_root(args))
-    if args.json:
-        print(json.dumps([r.to_dict() for r in runs], indent=1))
-        return 0
-    if not runs:
-        print(f"no runs under {_root(args)}")
-        return 0
-    table = Table(title=f"runs in {_root(args)}")
-    for col in ("id", "status", "epochs", "best val", "test", "model", "data"):
-        table.add_column(col)
-    pct = lambda v: f"{100 * v:.2f}%" if v is not None else "-"  # noqa: E731
-    for r in runs:
-        table.add_row(r.id, r.status, f"{r.epochs_done}/{r.epochs}", pct(r.best_val_acc), pct(r.test_acc), r.model, r.dataset)
-    con = Console()
-    con.print(table)
-    for r in runs:
-        if r.status == "unreadable":
-            con.print(f"unreadable: {r.id}: {r.reason}", markup=False, highlight=False)
-    return 0
 
 
 def show_data(run_dir: Path) -> dict:
@@ -124,6 +97,7 @@ def show_data(run_dir: Path) -> dict:
     except StoreError:
         out["config"] = ""  # missing, or named in problems
     out["epochs_table"] = [e.to_dict() for e in record.epochs]
+    out["environment"] = record.environment  # what made it: versions, host, argv, git ({} for older runs)
     out["evaluation"] = None
     out["per_class_acc"], out["confused_pairs"] = {}, []
     conf = None
@@ -162,8 +136,17 @@ def cmd_show(args) -> int:
     con.print(f"[bold]{data['id']}[/]  {data['status']}  {data['model']} on {data['dataset']}  "
               f"epochs {data['epochs_done']}/{data['epochs']}  best val {pct(data['best_val_acc'])} "
               f"(epoch {data['best_epoch']})  test {pct(data['test_acc'])}")
+    if data["tags"] or data["archived"]:  # the user's own words about the run (cifartui runs tag/note/archive)
+        con.print("  tags: " + (", ".join(data["tags"]) or "-") + ("  (archived)" if data["archived"] else ""),
+                  markup=False, highlight=False)
+    if data["note"]:
+        con.print("  note: " + data["note"].replace("\n", "\n        "), markup=False, highlight=False)
     if data["reason"]:
         con.print(f"  {data['reason']}", markup=False)
+    from cifartui.environment import describe
+
+    for line in describe(data["environment"]):
+        con.print(f"  {line}", markup=False, highlight=False, style="dim")
     for problem in data["problems"]:
         con.print(f"damaged: {problem}", markup=False, highlight=False)
     ev = data["evaluation"]
@@ -209,7 +192,7 @@ def _rank_prefix() -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    commands = {"train": cmd_train, "runs": cmd_runs, "show": cmd_show}
+    commands = {"train": cmd_train, "show": cmd_show}  # runs and the rest: args.func (cifartui.commands)
     if args.headless and args.command is None:
         parser.error("--headless needs a command, e.g. cifartui --headless train configs/demo.yaml")
     try:

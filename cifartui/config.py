@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 import yaml
+from cifartui import presets
 from cifartui.errors import UserError
 from cifartui.record.bounded_yaml import MAX_CONFIG_BYTES, YAMLLimit, safe_load_yaml  # noqa: F401 - safe_load_yaml is used by the queue too
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -33,9 +34,18 @@ class DataConfig(_Section):
     download: bool = True
     val_fraction: float = Field(0.1, gt=0.0, lt=1.0)
     image_size: int | None = Field(None, ge=8, le=1024)
-    augment: Literal["none", "standard", "strong"] = "standard"
+    augment: Literal["none", "standard", "strong", "trivial", "randaugment"] = Field(
+        "standard", description="none; standard = pad-crop + flip; strong = resized crop + flip + erasing; "
+        "trivial / randaugment = pad-crop + flip + a TrivialAugmentWide / RandAugment op drawn per image")
+    randaug_magnitude: int = Field(9, ge=0, le=30, description="RandAugment strength (0-30) for augment: randaugment")
+    # Mixup / CutMix (timm.data.Mixup) on the device batch; the loss then takes soft targets
+    mixup: float = Field(0.0, ge=0.0, le=10.0, description="Mixup alpha (0 = off; 0.2-0.8 typical); train accuracy is not measured while mixing")
+    cutmix: float = Field(0.0, ge=0.0, le=10.0, description="CutMix alpha (0 = off; 1.0 typical); with mixup too, each batch picks one at random")
+    mix_prob: float = Field(1.0, ge=0.0, le=1.0, description="fraction of batches mixed when mixup or cutmix is on")
     crop_padding: int = Field(4, ge=0, le=64)
     classes: list[str] | None = None  # train on a subset of the classes, by name
+    exclude: str | None = Field(None, description="file of images to leave out of training, one reference a line "
+                                "(the Suspects view saves <run>/exclude.txt; cifartui suspects RUN --refs prints them)")
     num_classes: int = Field(10, ge=2, le=10000)  # synthetic only
     train_size: int = Field(5000, ge=2)  # synthetic only
     test_size: int = Field(1000, ge=1)  # synthetic only
@@ -78,11 +88,23 @@ class TrainConfig(_Section):
     # Multi-process (torchrun) only; ignored in a single process. The global batch is batch_size x world_size.
     sync_bn: bool = False  # SyncBatchNorm: batch statistics over the global batch (CUDA only)
     scale_lr: bool = False  # linear scaling: the lr used is lr x world_size
+    # Model EMA (timm ModelEmaV3), scored beside the raw weights each epoch; best.pt keeps the better
+    ema: bool = Field(False, description="keep an exponential moving average of the weights and score it each epoch")
+    ema_decay: float = Field(0.9998, gt=0.0, lt=1.0, description="EMA decay (its cap when ema_warmup is on)")
+    ema_warmup: bool = Field(True, description="update k decays min(ema_decay, 1 - k^-2/3): a short run averages its recent steps")
+    accum_steps: int = Field(1, ge=1, le=1024, description="gradient accumulation: batch_size x accum_steps images per optimizer step")
+
+
+class EvalConfig(_Section):
+    tta: Literal["none", "flip"] = Field("none", description="flip: average the logits of each image and its mirror (2x eval time)")
 
 
 class OutputConfig(_Section):
     root: str = "./runs"
     save_samples: bool = True  # thumbnails of val/test images for the confusion drilldown
+    # a shell command run once when a headless or queued run ends (cifartui.notify: env CIFARTUI_RUN, ...)
+    notify: str | None = Field(None, max_length=4000)
+    notify_timeout: float = Field(60.0, gt=0, le=3600)  # seconds; then it is killed (the run is not affected)
 
 
 class Config(_Section):
@@ -92,6 +114,7 @@ class Config(_Section):
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
+    eval: EvalConfig = Field(default_factory=EvalConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
 
     @field_validator("device")
@@ -228,8 +251,11 @@ def load(path: str | os.PathLike | None, overrides: list[str] | tuple[str, ...] 
         data: Any = {}
         source = "config"
     else:
-        p = Path(path)
-        source = str(p)
+        try:
+            p = presets.resolve(path)  # a path that exists wins, else a preset name (`cifartui configs`)
+        except presets.UnknownConfig as exc:
+            raise ConfigError(str(exc)) from None
+        source = str(path) if p == Path(path).expanduser() else f"preset {os.fspath(path)}"
         try:
             with open(p, "rb") as f:  # bounded: a config is a few KB (and /dev/zero never ends)
                 raw = f.read(MAX_CONFIG_BYTES + 1)
@@ -237,7 +263,7 @@ def load(path: str | os.PathLike | None, overrides: list[str] | tuple[str, ...] 
                 raise ConfigError(f"{source}: larger than {MAX_CONFIG_BYTES >> 20} MB, not a config file.")
             text = raw.decode("utf-8")
         except FileNotFoundError:
-            raise ConfigError(f"{source}: config file not found. See configs/ for ready recipes.") from None
+            raise ConfigError(f"{source}: config file not found. `cifartui configs` lists ready recipes.") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{source}: cannot read the config ({exc}).") from None
         data = parse_yaml(text, source)
@@ -272,7 +298,7 @@ def diff(a: Config, b: Config) -> list[tuple[str, Any, Any]]:
 
 # Settings a resume may change; any other difference makes the saved optimizer state and schedule meaningless.
 RESUME_MAY_CHANGE = ("train.epochs", "train.early_stop_patience", "train.log_interval", "train.compile",
-                     "train.save_every_steps", "device", "output.", "name", "data.root", "data.download")
+                     "train.save_every_steps", "device", "output.", "name", "data.root", "data.download", "eval.")
 
 
 def check_resume(saved: Config, cfg: Config) -> None:
@@ -282,5 +308,17 @@ def check_resume(saved: Config, cfg: Config) -> None:
         raise ConfigError(
             f"--resume: the config differs from the run's in {', '.join(changed)}; the saved optimizer and "
             "schedule would not match.\n  Resume with the run's config (only train.epochs, "
-            "train.early_stop_patience, device and output.* may change), or start a new run with model.checkpoint."
+            "train.early_stop_patience, device, eval.* and output.* may change), or start a new run with model.checkpoint."
         )
+
+
+def dotted_keys(model: type[BaseModel] = Config, prefix: str = "") -> list[str]:
+    """Every setting's dotted key (train.lr, data.source, ...), for a "did you mean" on a key typed elsewhere
+    (the runs filter's cfg.KEY terms)."""
+    out: list[str] = []
+    for name, info in model.model_fields.items():
+        if isinstance(info.annotation, type) and issubclass(info.annotation, BaseModel):
+            out += dotted_keys(info.annotation, f"{prefix}{name}.")
+        else:
+            out.append(prefix + name)
+    return out

@@ -63,7 +63,7 @@ class HeadlessReporter:
             if not self.plain:
                 self.progress = Progress(
                     TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"), BarColumn(),
-                    MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.4f} acc {task.fields[acc]:.3f}"),
+                    MofNCompleteColumn(), TextColumn("loss {task.fields[loss]:.4f} acc {task.fields[acc]}"),
                     TextColumn("{task.fields[ips]:.0f} img/s"), TimeRemainingColumn(), console=self.console,
                     transient=True)
                 self.progress.start()
@@ -71,26 +71,29 @@ class HeadlessReporter:
             if self.progress is not None:
                 if self.task is None:
                     self.task = self.progress.add_task("train", total=event.steps, epoch=event.epoch, epochs=self.epochs,
-                                                       loss=event.loss, acc=event.acc, ips=event.images_per_second)
+                                                       loss=event.loss, acc=_acc(event.acc, ".3f"), ips=event.images_per_second)
                 self.progress.update(self.task, completed=event.step, total=event.steps, epoch=event.epoch,
-                                     loss=event.loss, acc=event.acc, ips=event.images_per_second)
+                                     loss=event.loss, acc=_acc(event.acc, ".3f"), ips=event.images_per_second)
             elif time.monotonic() - self._last_plain_step > 10 or event.step == event.steps:
                 self._last_plain_step = time.monotonic()
                 self._print(f"epoch {event.epoch} step {event.step}/{event.steps} loss {event.loss:.4f} "
-                            f"acc {event.acc:.4f} lr {event.lr:.3g} {event.images_per_second:.0f} img/s")
+                            f"acc {_acc(event.acc, '.4f')} lr {event.lr:.3g} {event.images_per_second:.0f} img/s")
         elif isinstance(event, EpochEnd) and not self.plain:
             if not self._header_done:  # an epoch table: header once, one aligned row per epoch
                 self._header_done = True
                 self._print(f"{'epoch':>7} {'train loss':>10} {'train acc':>9} {'val loss':>8} {'val acc':>7} "
-                            f"{'top-5':>6} {'lr':>8} {'time':>6} {'img/s':>6}", "bold underline")
-            self._print(f"{f'{event.epoch}/{self.epochs}':>7} {event.train_loss:>10.4f} {100 * event.train_acc:>8.2f}% "
+                            f"{'top-5':>6} {'lr':>8} {'time':>6} {'img/s':>6}"
+                            + (f" {'EMA acc':>7}" if event.val_acc_ema is not None else ""), "bold underline")
+            self._print(f"{f'{event.epoch}/{self.epochs}':>7} {event.train_loss:>10.4f} {_acc(event.train_acc, '>9.2%')} "
                         f"{event.val_loss:>8.4f} {100 * event.val_acc:>6.2f}% {100 * event.val_top5:>5.1f}% "
                         f"{event.lr:>8.2e} {event.epoch_seconds:>5.1f}s {event.images_per_second:>6.0f}"
+                        + (f" {_acc(event.val_acc_ema, '>7.2%')}" if event.val_acc_ema is not None else "")
                         + (" *" if event.is_best else ""), "green" if event.is_best else None)
         elif isinstance(event, EpochEnd):
             best = " *best*" if event.is_best else ""
-            self._print(f"epoch {event.epoch}/{self.epochs}  train loss {event.train_loss:.4f} acc {event.train_acc:.4f}  "
-                        f"val loss {event.val_loss:.4f} acc {event.val_acc:.4f} top5 {event.val_top5:.4f}  "
+            ema = f" (EMA {event.val_acc_ema:.4f})" if event.val_acc_ema is not None else ""
+            self._print(f"epoch {event.epoch}/{self.epochs}  train loss {event.train_loss:.4f} acc {_acc(event.train_acc, '.4f')}  "
+                        f"val loss {event.val_loss:.4f} acc {event.val_acc:.4f}{ema} top5 {event.val_top5:.4f}  "
                         f"lr {event.lr:.3g}  {event.epoch_seconds:.1f}s {event.images_per_second:.0f} img/s{best}",
                         "green" if event.is_best else None)
         elif isinstance(event, Evaluation) and event.split == "test":
@@ -191,18 +194,32 @@ def run_headless(cfg, resume_dir=None, store=None) -> int:
         store = session.prepare(cfg, resume_dir)
     reporter = HeadlessReporter()
     stop = StopRequest()
-    with SignalStop(stop, quiet=not main) as signals:
-        try:
-            ended = session.train(cfg, store, [reporter] if main else [], stop=stop, resume_dir=resume_dir)
-        except KeyboardInterrupt:
-            reporter.close()
-            if main:
-                print("aborted; last.pt holds the last saved state", file=sys.stderr)
-            return EXIT_SIGINT
-        finally:
-            reporter.close()
+    try:
+        with SignalStop(stop, quiet=not main) as signals:
+            try:
+                ended = session.train(cfg, store, [reporter] if main else [], stop=stop, resume_dir=resume_dir)
+            except KeyboardInterrupt:
+                reporter.close()
+                if main:
+                    print("aborted; last.pt holds the last saved state", file=sys.stderr)
+                return EXIT_SIGINT
+            finally:
+                reporter.close()
+    finally:  # however the run ended (failed too): once, with the signal handlers restored (Ctrl-C kills it)
+        if store is not None and cfg.output.notify:
+            from cifartui.notify import run_notify
+
+            failure = run_notify(cfg.output.notify, store.path, cfg.output.notify_timeout)
+            if failure:
+                print(f"warning: output.notify: {failure.removeprefix('notify: ')} (details in train.log)", file=sys.stderr)
     if signals.signum:  # 130/143 as a shell expects, even when the run ended completed meanwhile (a signal
         return signals.exit_code  # during the final test): a queue worker must not start the next entry
     if ended.status == "stopped":  # by a stop request: done as asked
         return EXIT_OK
     return EXIT_OK if ended.status in ("completed", "early_stopped") else EXIT_FAILED
+
+
+def _acc(value: float | None, spec: str) -> str:
+    """A train accuracy; "-" while Mixup/CutMix mix the targets (none is measured then), as wide as a figure."""
+    width = "".join(c for c in spec.split(".")[0] if c.isdigit())
+    return format(value, spec) if value is not None else format("-", f">{width}" if width else "")

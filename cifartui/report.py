@@ -207,8 +207,15 @@ def _duration(seconds: float) -> str:
 
 
 # -- the report ---------------------------------------------------------------------------------------
-def build_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, split: str | None = None) -> Path:
-    """Write the report (and its images beside it); returns the Markdown file's path."""
+def build_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, split: str | None = None,
+                 against: str | os.PathLike | None = None) -> Path:
+    """Write the report (and its images beside it); returns the Markdown file's path. ``against``: a baseline run,
+    compared in a "What changed" section (DiffError, before anything is written, when it scored other images)."""
+    changed = None
+    if against is not None:
+        from cifartui.diff import diff_runs
+
+        changed = diff_runs(against, run_dir, split or "test")
     data = load_run(run_dir, check_files=True)
     record = data.record
     md_path = Path(out) if out else data.path / "report.md"
@@ -237,6 +244,11 @@ def build_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
     if ended_at and started_at:
         span += f", ended {_when(ended_at)} ({_duration(ended_at - started_at)})"
     lines += [f"{span}. Folder `{data.path}`. Written by `cifartui report` on {_when(time.time())}.", ""]
+    from cifartui.environment import describe  # what made the run: versions, host, command line, git
+
+    env_lines = describe(record.environment)
+    if env_lines:
+        lines += ["Environment: " + "  \n".join(f"`{_cell(x).replace('`', '')}`" for x in env_lines), ""]
     if data.problems:
         lines += ["## Damaged files", "", "This report shows what could be read; these files could not:", ""]
         lines += [f"- `{_cell(p)}`" for p in data.problems] + [""]
@@ -278,6 +290,8 @@ def build_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = Non
                       f"({evaluation.file}) are missing or damaged.", ""]
     else:
         lines += ["## Per-class results", "", "No evaluation recorded yet.", ""]
+    if changed is not None:
+        lines += what_changed(changed)
     md_path.write_text("\n".join(lines).rstrip() + "\n", encoding="utf-8")
     return md_path
 
@@ -344,6 +358,8 @@ def _gap(data: RunData) -> list[str]:
     if best is None:
         return out + ["No epoch finished.", ""]
     last = data.record.epochs[-1]
+    if last.train_acc is None:
+        return out + ["No train accuracy: Mixup/CutMix mixed the training targets, so none was measured.", ""]
     train = float(last.train_acc)
     rows = [[f"train (epoch {last.epoch}, running mean, augmented)", pct(train, 2), ""],
             [f"validation (epoch {last.epoch})", pct(last.val_acc, 2), f"{100 * (train - float(last.val_acc)):.2f}"],
@@ -451,6 +467,39 @@ def _strip(data: RunData, conf: np.ndarray, arrays: dict[str, np.ndarray], evalu
                   "split.", ""]
 
 
+def what_changed(d) -> list[str]:
+    """The "What changed" section: this run (B) against a baseline (A), figures from :mod:`cifartui.diff`."""
+    from cifartui.diff import points, summary_lines
+
+    out = [f"## What changed against {d.a.run.name}", "",
+           f"A (baseline): `{d.a.run.name}` {d.a.evaluation.split}, weights of epoch {d.a.evaluation.epoch}. "
+           f"B (this run): {d.b.evaluation.split}, weights of epoch {d.b.evaluation.epoch}. Changes are B - A; "
+           f"`cifartui diff {d.a.run.name} {d.b.run.name}{'' if d.b.evaluation.split == 'test' else ' --split val'}` "
+           "shows the same figures.", "",
+           f"{'⚠ ' if d.check.weaker else ''}{d.check.note[0].upper()}{d.check.note[1:]}.", ""]
+    out += [f"- {line[0].upper()}{line[1:]}." for line in summary_lines(d)] + [""]
+    rows = lambda cs: [[c.name, c.images, pct(c.acc_a), pct(c.acc_b), points(c.delta)] for c in cs]  # noqa: E731
+    lost = [c for c in d.per_class if c.delta < 0][:TOP_CLASSES]
+    gained = [c for c in reversed(d.per_class) if c.delta > 0][:TOP_CLASSES]
+    header = ["class", "images", "accuracy A", "accuracy B", "change (points)"]
+    if lost:
+        out += ["Classes that lost most:", "", table(header, rows(lost), "lrrrr"), ""]
+    if gained:
+        out += ["Classes that gained most:", "", table(header, rows(gained), "lrrrr"), ""]
+    if d.cells:
+        out += ["Confusion cells that changed most (a rise is more mistakes):", "",
+                table(["true", "predicted as", "A", "B", "change"],
+                      [[d.name(c.true), d.name(c.pred), c.count_a, c.count_b, f"{c.change:+d}"] for c in d.cells[:TOP_PAIRS]],
+                      "llrrr"), ""]
+    flips = [(kind, i) for kind in ("right_to_wrong", "wrong_to_right") for i in d.examples(kind, TOP_CLASSES)]
+    if flips:
+        out += ["Flipped images, the most confident mistakes first (#: the image's index in the split):", "",
+                table(["#", "true", "A predicted", "B predicted", "flip"],
+                      [[f["index"], f["true"], f["pred_a"], f["pred_b"], kind.replace("_", " ")]
+                       for kind, f in ((k, d.flip(i)) for k, i in flips)], "rllll"), ""]
+    return out
+
+
 def cmd_report(args) -> int:
     from cifartui.record.store import resolve_run
 
@@ -461,7 +510,10 @@ def cmd_report(args) -> int:
     if summary.status == "unreadable":
         problems = run_problems(run_dir) or [summary.reason]
         raise StoreError(f"run {summary.id}: nothing could be read.\n  " + "\n  ".join(problems))
-    path = build_report(run_dir, args.output, args.split)
+    against = getattr(args, "against", None)
+    if against is not None:
+        against = resolve_run(against, getattr(args, "sub_root", None) or args.root or "runs")
+    path = build_report(run_dir, args.output, args.split, against)
     for problem in run_problems(run_dir):
         print(f"damaged: {problem}", file=sys.stderr)
     print(f"wrote {path}")

@@ -13,6 +13,7 @@ from typing import Callable, Iterable
 from cifartui import config as config_mod
 from cifartui.config import Config
 from cifartui.errors import UserError
+from cifartui.gpustats import GpuPeakRecorder
 from cifartui.record.events import Event, RunEnded
 from cifartui.record.control import WriterLock
 from cifartui.record.store import RunStore
@@ -84,11 +85,35 @@ def train(cfg: Config, store: RunStore | None, sinks: Iterable[Sink] = (), stop:
     run_log = RunLog(store.path) if store is not None else None
     if store is not None and resume_dir is not None:
         clear_stop_request(store.path)  # a request was for the writer that ran then, not for this resume
-    all_sinks = ([store, run_log] if store is not None else []) + list(sinks)
-    trainer = Trainer(cfg, run_dir, all_sinks, stop=stop, run_id=store.id if store else "", resume=resume_dir is not None)
+    environment, gpu_peaks = _record_environment(store, resume_dir), GpuPeakRecorder()
+    # the recorder first: it puts the GPU peaks on run_ended before the store writes that event
+    all_sinks = ([gpu_peaks, store, run_log] if store is not None else []) + list(sinks)
+    trainer = Trainer(cfg, run_dir, all_sinks, stop=stop, run_id=store.id if store else "", resume=resume_dir is not None,
+                      environment=environment)
     try:
         return trainer.run()
     finally:
+        gpu_peaks.close()
         if store is not None:
             store.close()
             run_log.finish()
+
+
+def _record_environment(store: RunStore | None, resume_dir: str | Path | None) -> dict | None:
+    """What made the run (rank 0 only: it writes): env.txt and git.diff in the folder, the rest for run_started."""
+    if store is None:
+        return None
+    from cifartui import environment
+
+    try:
+        snapshot = environment.take()
+    except Exception as exc:  # noqa: BLE001 - a broken package's metadata must not stop the run it describes
+        snapshot = environment.Snapshot({"error": f"{type(exc).__name__}: {exc}"})
+    resumed_at = None
+    if resume_dir is not None:  # the epoch this resume starts at names its own files (the first start's stay)
+        resumed_at = store.record.epochs_done + 1
+    try:
+        snapshot.write(store.path, resumed_from=resumed_at)
+    except OSError as exc:  # the events' own write names a full disk and ends the run; this only says what is missing
+        snapshot.environment["files_error"] = f"{type(exc).__name__}: {exc}"
+    return snapshot.environment

@@ -15,3 +15,12 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 @pytest.fixture
 def runs_root(tmp_path):
     return tmp_path / "runs"
+
+
+@pytest.fixture(scope="session")
+def noisy_run(tmp_path_factory):
+    """A real run on a tiny image folder in which every tenth training label is wrong (support.noisy_folder),
+    trained once for the session: the tests of `suspects`, `cam`, data.exclude and the drilldown's g key."""
+    from support import train_noisy_run
+
+    return train_noisy_run(tmp_path_factory.mktemp("noisy"))

@@ -9,15 +9,31 @@ REAL_DATA = REPO.parent / "shared" / "data" / "cifar100-real"
 PYTHON = sys.executable
 
 
+# The one tiny config of the tests: a few seconds of real training on the CPU (synthetic data, timm's
+# smallest ResNet). As --set items: tiny_overrides; as a YAML mapping: tiny_yaml; the app's tests use TINY.
+TINY = {
+    "data.source": "synthetic", "data.num_classes": 4, "data.train_size": 400, "data.test_size": 100,
+    "data.synthetic_size": 16, "model.name": "test_resnet", "model.pretrained": False, "train.epochs": 1,
+    "train.batch_size": 64, "train.log_interval": 1, "train.warmup_epochs": 0, "device": "cpu", "name": "tiny",
+}
+
+
 def tiny_overrides(root, **extra):
-    """--set items for a few-second synthetic run."""
-    values = {
-        "data.source": "synthetic", "data.num_classes": 4, "data.train_size": 320, "data.test_size": 80,
-        "data.synthetic_size": 16, "model.name": "test_resnet", "train.epochs": 1, "train.batch_size": 32,
-        "train.log_interval": 2, "output.root": str(root), "device": "cpu",
-    }
-    values.update(extra)
+    """--set items for a few-second synthetic run writing under ``root``."""
+    values = {**TINY, "output.root": str(root), **extra}
     return [f"{k}={v}" for k, v in values.items()]
+
+
+def tiny_yaml(root, **extra) -> dict:
+    """The same config as a nested mapping, for tests that write a YAML file."""
+    nested: dict = {}
+    for key, value in {**TINY, "output.root": str(root), **extra}.items():
+        *parents, leaf = key.split(".")
+        node = nested
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return nested
 
 
 def wait_until(predicate, timeout: float = 60.0, what: str = "the condition", every: float = 0.05):
@@ -34,3 +50,44 @@ def wait_until(predicate, timeout: float = 60.0, what: str = "the condition", ev
     if value:
         return value
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+# -- a real run with wrong labels (issue 13: suspects, cam, data.exclude; trained once per session) ---------
+NOISY_COLOURS = ((220, 40, 40), (40, 200, 60), (50, 70, 220), (230, 210, 40))
+
+
+def noisy_folder(root, per_class=60, test_per_class=10, every=10) -> list[str]:
+    """train/ and test/ class folders (c0..c3) of 16 px noisy colour patches; every ``every``-th training image
+    of a class is filed under the next class. Returns the references (paths relative to root) of those."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    flipped = []
+    for split, per in (("train", per_class), ("test", test_per_class)):
+        for c, colour in enumerate(NOISY_COLOURS):
+            for k in range(per):
+                img = np.clip(np.array(colour) + rng.normal(0, 40, (16, 16, 3)), 0, 255).astype(np.uint8)
+                label = (c + 1) % len(NOISY_COLOURS) if split == "train" and k % every == 0 else c
+                ref = f"{split}/c{label}/img{c}{k:03d}.png"
+                (root / split / f"c{label}").mkdir(parents=True, exist_ok=True)
+                Image.fromarray(img).save(root / ref)
+                if label != c:
+                    flipped.append(ref)
+    return flipped
+
+
+def train_noisy_run(base):
+    """(base, the run folder, the mislabelled refs): two epochs of timm's smallest ResNet on noisy_folder."""
+    import yaml
+
+    from cifartui.cli import main
+
+    flipped = noisy_folder(base / "data")
+    cfg = base / "noisy.yaml"
+    cfg.write_text(yaml.safe_dump(tiny_yaml(base / "runs", **{
+        "name": "noisy", "data.source": "imagefolder", "data.root": str(base / "data"), "data.augment": "none",
+        "train.epochs": 2, "train.batch_size": 32, "train.lr": 0.003})))
+    assert main(["--headless", "train", str(cfg)]) == 0
+    (run,) = list((base / "runs").iterdir())
+    return base, run, flipped

@@ -125,7 +125,7 @@ def test_a_resume_position_and_lr_map_to_another_world_size(tmp_path, monkeypatc
 
     for key in ("RANK", "LOCAL_RANK", "WORLD_SIZE"):
         monkeypatch.delenv(key, raising=False)
-    trainer = Trainer(load(None, tiny_overrides(tmp_path, **{"train.epochs": 3, "train.scale_lr": True})), None)
+    trainer = Trainer(load(None, tiny_overrides(tmp_path, **{"train.epochs": 3, "train.scale_lr": True, "train.batch_size": 32})), None)
     trainer.setup()
     steps, lr = len(trainer.train_loader), trainer.cfg.train.lr
     trainer.epoch, trainer.step = 2, 3  # 3 steps of 2 processes into epoch 2 (their lr was 2x: scale_lr)
@@ -234,6 +234,12 @@ def test_torchrun_two_processes_equal_a_single_process_evaluation(tmp_path, monk
         assert ev.top1 == pytest.approx(ref.top1, abs=1e-12) and ev.top5 == pytest.approx(ref.top5, abs=1e-12)
         assert ev.loss == pytest.approx(ref.loss, rel=1e-5)
         np.testing.assert_allclose(stored["true_prob"].astype(np.float32), ref.true_prob.astype(np.float32), atol=2e-3)
+    # the test split's every-class probabilities (for `suspects`): gathered from both ranks in dataset order
+    stored = load_evaluation(run_dir, test_ev.file)
+    probs = stored["probs"].astype(np.float32)
+    assert probs.shape == (start["test_size"], start["num_classes"])
+    np.testing.assert_allclose(probs[np.arange(len(probs)), stored["targets"]], reference["test"].true_prob.astype(np.float32),
+                               atol=2e-3)
     print(f"\ntorchrun 2 x CPU run: {took:.1f}s")
 
 

@@ -12,22 +12,20 @@ from PIL import Image
 from cifartui.cli import main
 from cifartui.record.read_model import RunRecord
 from cifartui.record.store import load_evaluation, load_samples, read_events, read_run
+from support import tiny_yaml
 
 pytestmark = pytest.mark.slow  # trains for real (about 20 s on 2 CPU cores)
 
-TINY = {
-    "name": "tiny", "seed": 0, "device": "cpu",
-    "data": {"source": "synthetic", "num_classes": 10, "train_size": 300, "test_size": 100, "synthetic_size": 32},
-    "model": {"name": "resnet10t"},
-    "train": {"epochs": 1, "batch_size": 64, "log_interval": 2},
-}
+# Ten classes, so top-5 predictions have five distinct classes to rank.
+TINY_SETS = {"seed": 0, "data.num_classes": 10, "data.train_size": 300, "data.synthetic_size": 32,
+             "model.name": "resnet10t", "train.log_interval": 2}
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     base = tmp_path_factory.mktemp("rt")
     cfg = base / "tiny.yaml"
-    cfg.write_text(yaml.safe_dump({**TINY, "output": {"root": str(base / "runs")}}))
+    cfg.write_text(yaml.safe_dump(tiny_yaml(base / "runs", **TINY_SETS)))
     assert main(["--headless", "train", str(cfg)]) == 0
     (run,) = list((base / "runs").iterdir())
     return run
@@ -46,6 +44,7 @@ def test_eval_of_a_run_reproduces_its_test_score_and_is_stored(trained, capsys):
     # the same weights on the same data through the trainer's own evaluate: the same figures
     assert again.top1 == test.top1 and again.loss == pytest.approx(test.loss, rel=1e-6)
     assert again.epoch == test.epoch == 1 and again.num_samples == 100
+    assert again.fingerprint and again.fingerprint == test.fingerprint  # the same images, fingerprinted the same way
     a, b = load_evaluation(trained, test.file), load_evaluation(trained, again.file)
     assert np.array_equal(a["confusion"], b["confusion"]) and np.array_equal(a["preds"], b["preds"])
     assert load_samples(trained, "eval-again").shape == (100, 32, 32, 3)
@@ -69,6 +68,16 @@ def test_eval_on_other_data_and_the_head_mismatch_error(trained, capsys):
     # the model of a run is fixed by its weights
     assert main(["eval", str(trained), "--set", "model.name=resnet18"]) == 2
     assert "cannot change for a run's best.pt" in capsys.readouterr().err
+
+
+def test_eval_with_a_test_time_flip_records_it(trained, capsys):
+    assert main(["eval", str(trained), "--set", "eval.tta=flip", "--name", "eval-flip"]) == 0
+    capsys.readouterr()
+    record = RunRecord.read(trained)
+    flip, test = record.evaluation("eval-flip"), record.evaluation("test")
+    assert (flip.tta, test.tta) == ("flip", "none") and flip.weights == test.weights == "raw"
+    a, b = load_evaluation(trained, flip.file), load_evaluation(trained, test.file)
+    assert not np.array_equal(a["pred_prob"], b["pred_prob"])  # the mirrored images' logits took part
 
 
 def test_eval_of_a_checkpoint_file_makes_a_new_run(trained, tmp_path, capsys):

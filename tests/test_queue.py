@@ -70,7 +70,7 @@ def test_two_workers_started_together_train_each_entry_exactly_once(runs_root):
     assert sorted(started) == sorted(e["id"] for e in listed), "each entry started exactly once"
     assert [e["state"] for e in listed] == ["done", "done"] and len({e["sweep"] for e in listed}) == 1
     assert [e["overrides"]["train.lr"] for e in listed] == [0.001, 0.002]
-    assert run_names(runs_root) == ["demo-lr0.001", "demo-lr0.002"]
+    assert run_names(runs_root) == ["tiny-lr0.001", "tiny-lr0.002"]
     for e in listed:
         run = read_run(e["run"])
         assert run.status == "completed" and Path(e["run"]).parent == runs_root
@@ -139,7 +139,7 @@ def test_rm_cancels_a_pending_entry_and_the_worker_skips_it(runs_root):
     assert code == 0, out
     first, second = entries(runs_root)
     assert (first["state"], first["run"]) == ("cancelled", None) and "cancelled by" in first["reason"]
-    assert second["state"] == "done" and run_names(runs_root) == ["demo-lr0.002"]
+    assert second["state"] == "done" and run_names(runs_root) == ["tiny-lr0.002"]
 
 
 # -- (4) signals and stop requests -------------------------------------------------------------------

@@ -16,7 +16,7 @@ from support import tiny_overrides
 
 pytestmark = pytest.mark.slow
 
-SETS = ["train.epochs=2", "data.train_size=480", "train.save_every_steps=2", "train.log_interval=1",
+SETS = ["train.epochs=2", "data.train_size=480", "train.batch_size=32", "train.save_every_steps=2", "train.log_interval=1",
         "model.drop_rate=0.2", "data.augment=strong", "train.lr=3e-3"]
 
 

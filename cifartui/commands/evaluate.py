@@ -35,7 +35,7 @@ from cifartui.errors import UserError
 
 # What `eval RUN --set` may change: the data and how it is scored, never the model or training.
 RUN_OVERRIDES = ("data.", "device", "seed", "train.eval_batch_size", "train.amp", "train.channels_last",
-                 "output.save_samples")
+                 "output.save_samples", "eval.")
 _SPLIT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,79}$")
 # weights file names that say nothing: name the eval run after the config instead
 _GENERIC_STEMS = ("best", "last", "model", "checkpoint", "weights", "pytorch_model", "model_best")
@@ -138,7 +138,7 @@ def evaluate(source: str, overrides: list[str] = (), root: str = "runs", split: 
     if mode == "checkpoint" and root_given:
         cfg = cfg.with_overrides(**{"output.root": root})
 
-    from cifartui.core.data import load_data
+    from cifartui.core.data import load_data, split_fingerprint
     from cifartui.core.engine import amp_dtype, resolve_device, thumbnails
     from cifartui.core.engine import evaluate as evaluate_model  # the trainer's own: same figures and arrays
     from cifartui.record.events import Evaluation, Log, RunEnded, RunStarted, Samples
@@ -146,6 +146,8 @@ def evaluate(source: str, overrides: list[str] = (), root: str = "runs", split: 
     from cifartui.core.model import load_exact_weights
     from cifartui.preflight import preflight
 
+    if split != "train" and cfg.data.exclude:  # data.exclude thins the train split only: no need to read it
+        cfg = cfg.with_overrides(**{"data.exclude": None})
     preflight(cfg.with_overrides(**{"model.checkpoint": None, "model.pretrained": False}))
     device = resolve_device(cfg.device)
     data = load_data(cfg.data, cfg.seed, notify=_quiet)
@@ -163,7 +165,8 @@ def evaluate(source: str, overrides: list[str] = (), root: str = "runs", split: 
     eval_bs = cfg.train.eval_batch_size or max(cfg.train.batch_size, 256 if device.type == "cuda" else cfg.train.batch_size)
     loader = BatchLoader(xs.to(device), ys.to(device), eval_bs, mean=mean, std=std, image_size=image_size)
     t0 = time.perf_counter()
-    result = evaluate_model(model.to(device), loader, data.num_classes, device, amp_dtype(cfg.train.amp, device))
+    result = evaluate_model(model.to(device), loader, data.num_classes, device, amp_dtype(cfg.train.amp, device),
+                            tta=cfg.eval.tta, keep_probs=True)  # every class's probability: what `cifartui suspects` ranks
     seconds = time.perf_counter() - t0
 
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -201,7 +204,9 @@ def evaluate(source: str, overrides: list[str] = (), root: str = "runs", split: 
                           f"{', overrides ' + ' '.join(overrides) if overrides else ''}): top-1 {result.top1:.4f}, "
                           f"top-5 {result.top5:.4f}, loss {result.loss:.4f} -> evaluation {split_name}"))
         store(Evaluation(split=split_name, epoch=epoch, loss=result.loss, top1=result.top1, top5=result.top5,
-                         num_samples=int(result.targets.size), arrays=result.arrays()))
+                         num_samples=int(result.targets.size), arrays={**result.arrays(), "refs": data.refs[split]},
+                         fingerprint=split_fingerprint(xs, ys), tta=cfg.eval.tta,
+                         weights=obj.get("weights") if obj.get("weights") in ("raw", "ema") else ""))
         if mode == "checkpoint":
             store(RunEnded(status="completed", reason=f"evaluation of {ckpt_path}", epochs_done=0))
     finally:
@@ -275,43 +280,55 @@ def _read_image(path: str, native: int | None, image_size: int):
         raise EvalError(f"predict: {path!r} is not a readable image ({exc}).") from None
 
 
+class Trained:
+    """A run's best.pt as a model on the CPU (or ``device``), with what its evaluation transform needs."""
+
+    def __init__(self, source: str, root: str = "runs", command: str = "predict", device: str = "cpu"):
+        from cifartui.core.engine import resolve_device
+        from cifartui.core.model import load_exact_weights
+        from cifartui.record.store import is_run_dir, load_classes, resolve_run
+
+        src = Path(source).expanduser()
+        if src.is_file():
+            ckpt_path, run_dir = src, (src.parent if is_run_dir(src.parent) else None)
+        else:
+            run_dir = resolve_run(source, root)
+            ckpt_path = run_dir / "best.pt"
+            if not ckpt_path.exists():
+                raise EvalError(f"{command}: {run_dir.name} has no best.pt (it ended before its first epoch).")
+        obj, sd = _load_checkpoint(ckpt_path, command)
+        arch = obj.get("arch")
+        if not isinstance(arch, str):
+            raise EvalError(f"{command}: {str(ckpt_path)!r} does not record its architecture, classes and normalisation; "
+                            "give a run (its best.pt holds them).")
+        self.names = list(obj.get("class_names") or (load_classes(run_dir) if run_dir else []))
+        self.num_classes = int(obj.get("num_classes") or len(self.names))
+        model, data_cfg = _build(arch, self.num_classes)
+        load_exact_weights(model, sd, str(ckpt_path), command, {"arch": arch})
+        self.image_size = int(obj.get("image_size") or data_cfg["input_size"][-1])
+        self.mean = tuple(obj.get("mean") or data_cfg["mean"])
+        self.std = tuple(obj.get("std") or data_cfg["std"])
+        self.device = resolve_device(device)
+        self.model = model.to(self.device).eval()
+        self.arch, self.run_dir, self.ckpt_path = arch, run_dir, ckpt_path
+        self.epoch = int(obj.get("epoch") or 0)
+
+
 def predict(source: str, images: list[str], root: str = "runs", top: int = 5, device: str = "cpu") -> list[dict[str, Any]]:
     """For each image: its top-``top`` classes with probabilities, most likely first."""
     import numpy as np
     import torch
 
-    from cifartui.core.engine import resolve_device
     from cifartui.core.loader import BatchLoader
-    from cifartui.core.model import load_exact_weights
-    from cifartui.record.store import is_run_dir, load_classes, resolve_run
 
-    src = Path(source).expanduser()
-    if src.is_file():
-        ckpt_path, run_dir = src, (src.parent if is_run_dir(src.parent) else None)
-    else:
-        run_dir = resolve_run(source, root)
-        ckpt_path = run_dir / "best.pt"
-        if not ckpt_path.exists():
-            raise EvalError(f"predict: {run_dir.name} has no best.pt (it ended before its first epoch).")
-    obj, sd = _load_checkpoint(ckpt_path, "predict")
-    arch = obj.get("arch")
-    if not isinstance(arch, str):
-        raise EvalError(f"predict: {str(ckpt_path)!r} does not record its architecture, classes and normalisation; "
-                        "give a run (its best.pt holds them).")
-    names = list(obj.get("class_names") or (load_classes(run_dir) if run_dir else []))
-    num_classes = int(obj.get("num_classes") or len(names))
-    model, data_cfg = _build(arch, num_classes)
-    load_exact_weights(model, sd, str(ckpt_path), "predict", {"arch": arch})
-    image_size = int(obj.get("image_size") or data_cfg["input_size"][-1])
-    mean = tuple(obj.get("mean") or data_cfg["mean"])
-    std = tuple(obj.get("std") or data_cfg["std"])
-    dev = resolve_device(device)
+    trained = Trained(source, root, "predict", device)
+    model, names, num_classes, run_dir = trained.model, trained.names, trained.num_classes, trained.run_dir
+    image_size, mean, std, dev = trained.image_size, trained.mean, trained.std, trained.device
     native = _native_size(run_dir)
     arrays = [_read_image(p, native, image_size) for p in images]
     x = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous().to(dev)
     loader = BatchLoader(x, torch.zeros(len(arrays), dtype=torch.int64, device=dev), 64, mean=mean, std=std,
                          image_size=image_size)  # the evaluation transform of training: resize, normalise
-    model = model.to(dev).eval()
     k = max(1, min(top, num_classes))
     probs = []
     with torch.no_grad():

@@ -1,4 +1,5 @@
 """``cifartui export RUN --csv [-o FILE]``: per-epoch metrics as CSV, in the shape of timm's summary.csv.
+(``--tensorboard DIR``: TensorBoard event files instead, see :mod:`cifartui.commands.tensorboard`.)
 
 Columns: timm's first, in timm's order and with timm's names and units -- ``epoch, train_loss, eval_loss,
 eval_top1, eval_top5, lr`` (``eval_*`` is our validation split; accuracies in percent, as timm writes
@@ -57,6 +58,14 @@ def cmd_export(args) -> int:
         raise StoreError(f"run {summary.id}: nothing could be read.\n  " + "\n  ".join(problems or [summary.reason]))
     for problem in problems:  # the rows come from events.jsonl: say so when a file is damaged
         print(f"damaged: {problem}", file=sys.stderr)
+    if getattr(args, "tensorboard", None):
+        from cifartui.commands.tensorboard import export_tensorboard
+
+        target, counts = export_tensorboard(run_dir, args.tensorboard)
+        print(f"wrote {target}: {counts['epochs']} epochs, {counts['steps']} logged steps, {counts['classes']} "
+              f"per-class accuracies, hparams\n  view: tensorboard --logdir {args.tensorboard}", file=sys.stderr)
+        if not args.csv and not args.output:
+            return 0
     text = export_csv(run_dir)
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")

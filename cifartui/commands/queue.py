@@ -110,7 +110,7 @@ def add_parser(sub) -> None:
     qs = q.add_subparsers(dest="queue_command", parser_class=type(q))
 
     a = qs.add_parser("add", help="queue a config, or a grid over every --sweep")
-    a.add_argument("config", help="config YAML (saved resolved into the entry: later edits change nothing queued)")
+    a.add_argument("config", help="config YAML or preset name (saved resolved into the entry: later edits change nothing queued)")
     a.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a config value (repeatable)")
     a.add_argument("--sweep", dest="sweeps", action="append", default=[], metavar="KEY=V1,V2,...",

@@ -12,7 +12,7 @@ import os
 import pickle
 import tarfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -43,6 +43,9 @@ class DataBundle:
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
     source: str
+    # split -> each image's stable reference, in split order (see "image references" below): what `suspects`
+    # reports and `data.exclude` lists
+    refs: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def num_classes(self) -> int:
@@ -180,7 +183,7 @@ def _load_cifar(cfg: DataConfig, notify: Notify):
     test_x, test_y = read(ds.test_list)
     meta = _unpickle(folder / ds.meta["filename"])
     names = [str(n) for n in meta[ds.meta["key"]]]
-    return train_x, train_y, None, test_x, test_y, names
+    return train_x, train_y, None, test_x, test_y, names, _index_refs(cfg.source, len(train_y), len(test_y))
 
 
 # -- image folders --------------------------------------------------------------------------------
@@ -390,8 +393,9 @@ def _read_folder(folder: Path, size: int | None, class_names: list[str] | None, 
             )
     x = torch.from_numpy(np.stack([a for _p, a, _l in good])).permute(0, 3, 1, 2).contiguous()
     y = torch.tensor([l for _p, _a, l in good], dtype=torch.int64)
+    paths = [p for p, _a, _l in good]
     if class_names is not None:
-        return x, y, class_names
+        return x, y, class_names, paths
     names = list(scan.classes)
     counts = torch.bincount(y, minlength=len(names)).tolist()
     dropped = [n for n, c in zip(names, counts) if c == 0]
@@ -404,7 +408,7 @@ def _read_folder(folder: Path, size: int | None, class_names: list[str] | None, 
         remap[torch.tensor(kept)] = torch.arange(len(kept))
         y = remap[y]
         names = [names[i] for i in kept]
-    return x, y, names
+    return x, y, names, paths
 
 
 def _load_imagefolder(cfg: DataConfig, notify: Notify):
@@ -415,23 +419,27 @@ def _load_imagefolder(cfg: DataConfig, notify: Notify):
     seen: dict = {}  # real files counted so far, over every split: none lands in two
     train_dir = root / "train"
     if train_dir.is_dir():
-        train_x, train_y, names = _read_folder(train_dir, size, None, notify, seen)
+        train_x, train_y, names, paths = _read_folder(train_dir, size, None, notify, seen)
+        refs = {"train": _path_refs(paths, root)}
         size = size or train_x.shape[-1]
         val = next((root / n for n in ("val", "valid", "validation") if (root / n).is_dir()), None)
         val_x = val_y = None
         if val is not None:
-            val_x, val_y, _ = _read_folder(val, size, names, notify, seen)
+            val_x, val_y, _, paths = _read_folder(val, size, names, notify, seen)
+            refs["val"] = _path_refs(paths, root)
         test = root / "test"
         if test.is_dir():
-            test_x, test_y, _ = _read_folder(test, size, names, notify, seen)
+            test_x, test_y, _, paths = _read_folder(test, size, names, notify, seen)
+            refs["test"] = _path_refs(paths, root)
         elif val is not None:  # the flower_data layout: train/ and valid/ only; score on valid
             notify("warning", f"No test/ folder in {root}: the final test score uses {val.name}/.")
             test_x, test_y = val_x, val_y
+            refs["test"] = refs["val"]
         else:
             test_x = test_y = None
-        return train_x, train_y, (val_x, val_y) if val_x is not None else None, test_x, test_y, names
-    x, y, names = _read_folder(root, size, None, notify, seen)
-    return x, y, None, None, None, names
+        return train_x, train_y, (val_x, val_y) if val_x is not None else None, test_x, test_y, names, refs
+    x, y, names, paths = _read_folder(root, size, None, notify, seen)
+    return x, y, None, None, None, names, {"train": _path_refs(paths, root)}
 
 
 # -- synthetic ------------------------------------------------------------------------------------
@@ -465,12 +473,82 @@ def _load_synthetic(cfg: DataConfig, notify: Notify):
     train_x, train_y = make_synthetic(cfg.num_classes, cfg.train_size, cfg.synthetic_size, 0)
     test_x, test_y = make_synthetic(cfg.num_classes, cfg.test_size, cfg.synthetic_size, 1)
     names = [f"class_{i:0{len(str(cfg.num_classes - 1))}d}" for i in range(cfg.num_classes)]
-    return train_x, train_y, None, test_x, test_y, names
+    return train_x, train_y, None, test_x, test_y, names, _index_refs("synthetic", len(train_y), len(test_y))
+
+
+# -- image references -----------------------------------------------------------------------------
+# A stable name for each image, the same in every run over the same data: ``cifar100:train:INDEX`` (the
+# index in the official train or test batches), ``synthetic:test:INDEX``, or for image folders the file's
+# path relative to data.root (``train/cat/001.jpg``). Evaluations store them beside their predictions;
+# ``data.exclude`` lists them.
+def _index_refs(source: str, n_train: int, n_test: int) -> dict[str, np.ndarray]:
+    return {"train": np.array([f"{source}:train:{i}" for i in range(n_train)]),
+            "test": np.array([f"{source}:test:{i}" for i in range(n_test)])}
+
+
+def _path_refs(paths: list[str], root: Path) -> np.ndarray:
+    return np.array([Path(os.path.relpath(p, root)).as_posix() for p in paths])
+
+
+def _exclude(cfg: DataConfig, parts: dict[str, tuple], notify: Notify) -> tuple:
+    """The train split without the images ``data.exclude`` lists. Evaluation splits stay whole (so runs stay
+    comparable); a reference to none of this data's images is an error naming it."""
+    from cifartui.record.exclude import ExcludeError, read_exclude
+
+    try:
+        wanted = read_exclude(Path(cfg.exclude).expanduser())
+    except ExcludeError as exc:
+        raise DataError(f"data.exclude: {exc}") from None
+    known = {split: set(refs.tolist()) for split, (_x, _y, refs) in parts.items()}
+    unknown = [r for r in wanted if not any(r in k for k in known.values())]
+    if unknown:
+        example = str(parts["train"][2][0]) if len(parts["train"][2]) else "?"
+        where = f", data.root={cfg.root}" if cfg.source in ("imagefolder", "cifar10", "cifar100") else ""
+        raise DataError(f"data.exclude: {len(unknown)} reference(s) in {cfg.exclude} name no image of this data "
+                        f"(data.source={cfg.source}{where}):{_listing(unknown)}\n"
+                        f"  Remove those lines, or point data.exclude at a list made for this data (references "
+                        f"look like {example!r}; cifartui suspects RUN --refs writes them).")
+    x, y, refs = parts["train"]
+    drop = np.isin(refs, wanted)
+    elsewhere = sum(1 for r in set(wanted) if r not in known["train"])
+    note = (f"; {elsewhere} listed image(s) are in the validation/test splits and stay there (those stay whole so "
+            "runs remain comparable)") if elsewhere else ""
+    notify("warning", f"data.exclude: left out {int(drop.sum())} of {len(refs)} training images, listed in "
+                      f"{cfg.exclude}{note}")
+    keep = torch.from_numpy(np.flatnonzero(~drop))
+    return x[keep], y[keep], refs[keep.numpy()]
+
+
+def load_ref_image(cfg: DataConfig, ref: str) -> torch.Tensor:
+    """One image (uint8 [3, H, W]) by its reference, decoded as ``load_data`` decodes it, without loading
+    the whole dataset (an image folder of thousands of files reads one)."""
+    source, _, rest = ref.partition(":")
+    if cfg.source in ("cifar10", "cifar100", "synthetic") and source == cfg.source:
+        part, _, index = rest.partition(":")
+        if part in ("train", "test") and index.isdigit():
+            i = int(index)
+            if cfg.source == "synthetic":
+                n = cfg.train_size if part == "train" else cfg.test_size
+                if i < n:
+                    return make_synthetic(cfg.num_classes, n, cfg.synthetic_size, 0 if part == "train" else 1)[0][i]
+            else:
+                folder, ds = _ensure_cifar(cfg, _quiet), cifar_meta(cfg.source)
+                for name, _md5 in (ds.train_list if part == "train" else ds.test_list):
+                    data = np.asarray(_unpickle(folder / name)["data"], dtype=np.uint8)
+                    if i < len(data):
+                        return torch.from_numpy(data[i].reshape(3, 32, 32).copy())
+                    i -= len(data)
+    elif cfg.source == "imagefolder":
+        root = Path(cfg.root).expanduser().resolve()
+        path = (root / ref).resolve()
+        if root in path.parents and path.is_file():
+            return torch.from_numpy(_decode(str(path), cfg.image_size).copy()).permute(2, 0, 1).contiguous()
+    raise DataError(f"{ref!r} names no image of data.source={cfg.source} (data.root={cfg.root}).")
 
 
 # -- assembling the bundle ------------------------------------------------------------------------
-def _carve(x: torch.Tensor, y: torch.Tensor, fraction: float, seed: int):
-    """Split off ``fraction`` of the samples, stratified by class, with a fixed seed."""
+def _carve(y: torch.Tensor, fraction: float, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (kept, taken) that split off ``fraction`` of the samples, stratified by class, with a fixed seed."""
     g = torch.Generator().manual_seed(seed)
     keep_idx, take_idx = [], []
     for c in torch.unique(y).tolist():
@@ -489,7 +567,13 @@ def _carve(x: torch.Tensor, y: torch.Tensor, fraction: float, seed: int):
         perm = torch.randperm(len(y), generator=g)
         k = min(max(1, int(round(len(y) * fraction))), len(y) - 1)
         take, keep = torch.sort(perm[:k]).values, torch.sort(perm[k:]).values
-    return x[keep], y[keep], x[take], y[take]
+    return keep, take
+
+
+def _pick(part: tuple, idx: torch.Tensor) -> tuple:
+    """(images, labels, refs) at ``idx`` (indices or a mask)."""
+    x, y, refs = part
+    return x[idx], y[idx], refs[idx.numpy()]
 
 
 def _subset_classes(parts, names: list[str], wanted: list[str]):
@@ -502,12 +586,9 @@ def _subset_classes(parts, names: list[str], wanted: list[str]):
     remap = torch.full((len(names),), -1, dtype=torch.int64)
     remap[old] = torch.arange(len(wanted))
     out = []
-    for x, y in parts:
-        if x is None:
-            out.append((None, None))
-            continue
+    for x, y, refs in parts:
         mask = remap[y] >= 0
-        out.append((x[mask], remap[y[mask]]))
+        out.append((x[mask], remap[y[mask]], refs[mask.numpy()]))
     return out, list(wanted)
 
 
@@ -518,18 +599,39 @@ def channel_stats(x: torch.Tensor) -> tuple[tuple[float, ...], tuple[float, ...]
     return tuple(round(v, 4) for v in mean.tolist()), tuple(round(v, 4) for v in std.tolist())
 
 
+def split_fingerprint(images: torch.Tensor, labels: torch.Tensor) -> str:
+    """What an evaluation scored, in 32 hex digits: blake2b over the images' shape and uint8 bytes and the labels,
+    in order. Two evaluations with the same fingerprint saw the same images with the same labels in the same
+    order, so their per-sample predictions can be compared one to one (``cifartui diff``). One pass over the
+    bytes, no copy for a contiguous CPU tensor (CIFAR-100's 10,000 test images: 30 MB)."""
+    import hashlib
+
+    x = images.detach().cpu().contiguous()
+    digest = hashlib.blake2b(digest_size=16)
+    digest.update(f"{tuple(x.shape)} {x.dtype}".encode())
+    digest.update(x.numpy().reshape(-1).data)
+    digest.update(labels.detach().cpu().to(torch.int64).contiguous().numpy().data)
+    return digest.hexdigest()
+
+
 def load_data(cfg: DataConfig, seed: int, notify: Notify = _quiet) -> DataBundle:
     loaders = {"cifar10": _load_cifar, "cifar100": _load_cifar, "imagefolder": _load_imagefolder, "synthetic": _load_synthetic}
-    train_x, train_y, val, test_x, test_y, names = loaders[cfg.source](cfg, notify)
+    train_x, train_y, val, test_x, test_y, names, refs = loaders[cfg.source](cfg, notify)
+    train = (train_x, train_y, refs["train"])
     if val is not None:
-        val_x, val_y = val
+        val = (*val, refs["val"])
     else:
-        train_x, train_y, val_x, val_y = _carve(train_x, train_y, cfg.val_fraction, seed)
+        keep, take = _carve(train_y, cfg.val_fraction, seed)
+        train, val = _pick(train, keep), _pick(train, take)
+    test = (test_x, test_y, refs.get("test"))
     if test_x is None:  # a single folder of class folders: carve the test split too
-        train_x, train_y, test_x, test_y = _carve(train_x, train_y, cfg.val_fraction, seed + 1)
+        keep, take = _carve(train[1], cfg.val_fraction, seed + 1)
+        train, test = _pick(train, keep), _pick(train, take)
     if cfg.classes:
-        parts, names = _subset_classes([(train_x, train_y), (val_x, val_y), (test_x, test_y)], names, cfg.classes)
-        (train_x, train_y), (val_x, val_y), (test_x, test_y) = parts
+        (train, val, test), names = _subset_classes([train, val, test], names, cfg.classes)
+    if cfg.exclude:
+        train = _exclude(cfg, {"train": train, "val": val, "test": test}, notify)
+    (train_x, train_y, train_refs), (val_x, val_y, val_refs), (test_x, test_y, test_refs) = train, val, test
     if len(names) < 2 or len(torch.unique(train_y)) < 2:
         raise DataError(
             f"data: only {len(torch.unique(train_y))} class found ({', '.join(names[:3])}); a classifier needs two or more.\n"
@@ -540,4 +642,5 @@ def load_data(cfg: DataConfig, seed: int, notify: Notify = _quiet) -> DataBundle
     mean, std = channel_stats(train_x)
     notify("info", f"Data {cfg.source}: {len(train_y)} train, {len(val_y)} val, {len(test_y)} test, "
                    f"{len(names)} classes, {train_x.shape[-1]}px")
-    return DataBundle(train_x, train_y, val_x, val_y, test_x, test_y, names, mean, std, cfg.source)
+    return DataBundle(train_x, train_y, val_x, val_y, test_x, test_y, names, mean, std, cfg.source,
+                      refs={"train": train_refs, "val": val_refs, "test": test_refs})

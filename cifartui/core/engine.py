@@ -26,9 +26,12 @@ from timm.optim import create_optimizer_v2
 from cifartui.config import Config
 from cifartui.core import checkpoint as ckpt
 from cifartui.core import distributed as ddp
-from cifartui.core.data import load_data
+from cifartui.core.data import load_data, split_fingerprint
+from cifartui.core.environment import torch_environment
 from cifartui.record.events import Checkpoint, EpochEnd, Evaluation, Event, Log, RunEnded, RunStarted, Samples, Step
 from cifartui.core.loader import BatchLoader
+from cifartui.core.mixing import BatchMixer
+from cifartui.core.recipe import backward_in_chunks, make_criterion, make_ema
 from cifartui.core.model import build_model, load_exact_weights
 from cifartui.errors import UserError
 from cifartui.record.control import STOP_FILE, StopRequest
@@ -111,10 +114,12 @@ class EvalResult:
     preds: np.ndarray
     pred_prob: np.ndarray
     true_prob: np.ndarray
+    probs: np.ndarray | None = None  # float16 [N, C], every class's probability (``keep_probs``): for cleanlab
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"confusion": self.confusion, "targets": self.targets, "preds": self.preds,
-                "pred_prob": self.pred_prob, "true_prob": self.true_prob}
+                "pred_prob": self.pred_prob, "true_prob": self.true_prob,
+                **({"probs": self.probs} if self.probs is not None else {})}
 
 
 def thumbnails(x: torch.Tensor, max_side: int = 64) -> np.ndarray:
@@ -136,21 +141,25 @@ def autocast(device: torch.device, dtype: torch.dtype | None):
 
 @torch.no_grad()
 def evaluate(model: torch.nn.Module, loader: BatchLoader, num_classes: int, device: torch.device,
-             amp: torch.dtype | None = None) -> EvalResult:
+             amp: torch.dtype | None = None, tta: str = "none", keep_probs: bool = False) -> EvalResult:
     """Score ``model`` on every batch of ``loader``: loss, top-1/top-5, the confusion matrix and per-sample
     predictions. Under torchrun each rank scores its shard and the figures are summed over all ranks.
-    The trainer (each epoch's validation, the final test) and ``cifartui eval`` both call it."""
+    The trainer (each epoch's validation, the final test) and ``cifartui eval`` both call it.
+    ``tta="flip"``: the logits are the mean of the image's and its horizontal mirror's.
+    ``keep_probs``: also every class's probability per sample, float16 (N x C x 2 bytes: 50,000 x 100 is 10 MB)."""
     was_training = model.training
     model.eval()
     c, dev = num_classes, device
     loss_sum = torch.zeros((), device=dev, dtype=torch.float64)
     confusion = torch.zeros(c * c, device=dev, dtype=torch.int64)
     top5 = torch.zeros((), device=dev, dtype=torch.int64)
-    preds, pred_prob, true_prob, targets = [], [], [], []
+    preds, pred_prob, true_prob, targets, probs = [], [], [], [], []
     k = min(5, c)
     for _step, x, y, _idx in loader.batches():
         with autocast(dev, amp):
             logits = model(x)
+            if tta == "flip":
+                logits = (logits.float() + model(x.flip(3)).float()) / 2
         logits = logits.float()
         loss_sum += F.cross_entropy(logits, y, reduction="sum").double()
         prob = logits.softmax(1)
@@ -161,6 +170,8 @@ def evaluate(model: torch.nn.Module, loader: BatchLoader, num_classes: int, devi
         pred_prob.append(p)
         true_prob.append(prob.gather(1, y[:, None]).squeeze(1))
         targets.append(y)
+        if keep_probs:
+            probs.append(prob.half().flatten())  # flat: gather_cat joins 1-D shards
     model.train(was_training)
     ddp.all_sum(loss_sum), ddp.all_sum(confusion), ddp.all_sum(top5)
     cat = lambda parts, dtype: ddp.gather_cat(torch.cat(parts).to(dtype)) if parts else torch.zeros(0, dtype=dtype, device=dev)  # noqa: E731
@@ -173,13 +184,16 @@ def evaluate(model: torch.nn.Module, loader: BatchLoader, num_classes: int, devi
         confusion=conf.astype(np.int32), targets=targets_t.cpu().numpy().astype(np.int32),
         preds=preds_t.cpu().numpy().astype(np.int32), pred_prob=pp.cpu().numpy().astype(np.float16),
         true_prob=tp.cpu().numpy().astype(np.float16),
+        probs=cat(probs, torch.float16).view(-1, c).cpu().numpy() if keep_probs else None,
     )
 
 
 class Trainer:
     def __init__(self, cfg: Config, run_dir: str | os.PathLike | None, sinks: Iterable[Sink] = (),
-                 stop: threading.Event | None = None, run_id: str = "", resume: bool = False):
+                 stop: threading.Event | None = None, run_id: str = "", resume: bool = False,
+                 environment: dict | None = None):
         self.cfg = cfg
+        self.environment = dict(environment or {})  # cifartui.environment's; run_started adds CUDA and the GPUs
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.sinks = list(sinks)
         self.stop = stop or StopRequest()
@@ -188,6 +202,7 @@ class Trainer:
         self.dist = ddp.from_env()
 
         self.stop_file = self.run_dir / STOP_FILE if self.run_dir is not None and self.dist.is_main else None
+        self._fingerprints: dict[str, str] = {}  # split -> split_fingerprint of its images
 
     # -- events -----------------------------------------------------------------------------------
     _held: list[Event] | None = None  # a resume's set-up events, written only once no check refused it
@@ -254,6 +269,9 @@ class Trainer:
         self.amp_dtype = amp_dtype(t.amp, self.device)
         self.model = model.to(self.device, memory_format=torch.channels_last if self.channels_last else torch.preserve_format)
         self.train_model = self.model
+        # before any wrapper (DDP, compile): a plain copy. Its first update copies the weights (timm's decay
+        # is 0 at update 1), so under DDP it starts from the broadcast weights like the model does.
+        self.ema = make_ema(self.model, cfg)
         lr = t.lr
         if self.dist.enabled:
             ws = self.dist.world_size
@@ -278,8 +296,14 @@ class Trainer:
         on = lambda x: x.to(self.device, non_blocking=True)  # noqa: E731
         common = dict(mean=data.mean, std=data.std, image_size=self.image_size, channels_last=self.channels_last,
                       rank=self.dist.rank, world_size=self.dist.world_size)
-        self.train_loader = BatchLoader(on(data.train_x), on(data.train_y), t.batch_size, augment=cfg.data.augment,
-                                        padding=cfg.data.crop_padding, shuffle=True, drop_last=True, seed=cfg.seed, **common)
+        # with train.accum_steps the loader yields the whole optimizer batch; train_epoch cuts it (core/recipe.py)
+        self.train_loader = BatchLoader(on(data.train_x), on(data.train_y), t.batch_size * t.accum_steps,
+                                        augment=cfg.data.augment, padding=cfg.data.crop_padding, shuffle=True,
+                                        drop_last=True, seed=cfg.seed, policy_magnitude=cfg.data.randaug_magnitude,
+                                        **common)
+        if t.accum_steps > 1:
+            self.log("info", f"gradient accumulation: {t.accum_steps} x {t.batch_size} = {t.batch_size * t.accum_steps} "
+                             "images per optimizer step")
         eval_bs = t.eval_batch_size or max(t.batch_size, 256 if self.device.type == "cuda" else t.batch_size)
         self.val_loader = BatchLoader(on(data.val_x), on(data.val_y), eval_bs, **common)
         self.test_loader = BatchLoader(on(data.test_x), on(data.test_y), eval_bs, **common)
@@ -296,11 +320,14 @@ class Trainer:
         total, warmup = t.epochs * steps, int(t.warmup_epochs * steps)
         self.scheduler = StepSchedule(self.optimizer, lr, lambda s: lr_factor(s, total, warmup, t.scheduler, steps))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype == torch.float16)
-        self.criterion = torch.nn.CrossEntropyLoss(label_smoothing=t.label_smoothing)
+        self.criterion = make_criterion(cfg)  # soft targets under Mixup/CutMix
+        self.mixer = (BatchMixer(cfg.data.mixup, cfg.data.cutmix, cfg.data.mix_prob, t.label_smoothing, data.num_classes)
+                      if cfg.data.mixup > 0 or cfg.data.cutmix > 0 else None)
 
         # position and bookkeeping (restored by resume)
         self.epoch, self.step = 1, 0
         self.best_val_acc, self.best_epoch, self.bad_epochs = -1.0, 0, 0
+        self.best_weights = "raw"  # which weights best.pt holds: "ema" when the EMA scored better
         self.accum = {"loss": 0.0, "correct": 0.0, "seen": 0, "seconds": 0.0}
         self.resumed_from = None
         if self.resume:
@@ -321,8 +348,9 @@ class Trainer:
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "scaler": self.scaler.state_dict(),
             "epoch": epoch, "step": step, "accum": dict(self.accum),
             "best_val_acc": self.best_val_acc, "best_epoch": self.best_epoch, "bad_epochs": self.bad_epochs,
-            "rng": rng, "config": self.cfg.to_yaml(), "class_names": self.data.class_names,
+            "best_weights": self.best_weights, "rng": rng, "config": self.cfg.to_yaml(), "class_names": self.data.class_names,
             "arch": self.cfg.model.name, "num_classes": self.data.num_classes, "world_size": self.dist.world_size,
+            **({"ema": self.ema.module.state_dict()} if self.ema is not None else {}),
         }
 
     def save_last(self, epoch: int, step: int) -> None:
@@ -333,14 +361,16 @@ class Trainer:
         ckpt.save(self._resume_state(epoch, step), path)
         self.emit(Checkpoint(kind="last", path="last.pt", epoch=epoch, step=step))
 
-    def save_best(self, epoch: int, val_acc: float) -> None:
+    def save_best(self, epoch: int, val_acc: float, weights: str = "raw") -> None:
+        """best.pt: the raw weights, or under train.ema the EMA's when they scored better (``weights``)."""
         if self.run_dir is None or not self.dist.is_main:
             return
-        ckpt.save({"state_dict": self.model.state_dict(), "arch": self.cfg.model.name,
+        model = self.ema.module if weights == "ema" else self.model
+        ckpt.save({"state_dict": model.state_dict(), "arch": self.cfg.model.name,
                    "num_classes": self.data.num_classes, "class_names": self.data.class_names,
                    "epoch": epoch, "val_acc": val_acc, "mean": list(self.data.mean), "std": list(self.data.std),
-                   "image_size": self.image_size}, self.run_dir / "best.pt")
-        self.emit(Checkpoint(kind="best", path="best.pt", epoch=epoch, metric=val_acc))
+                   "image_size": self.image_size, "weights": weights}, self.run_dir / "best.pt")
+        self.emit(Checkpoint(kind="best", path="best.pt", epoch=epoch, metric=val_acc, weights=weights))
 
     def _load_resume_state(self) -> None:
         from cifartui.config import check_resume, load_text
@@ -357,6 +387,11 @@ class Trainer:
                 "  Resume with the data the run trained on (data.root), or start a new run with model.checkpoint."
             )
         load_exact_weights(self.model, state["model"], str(path), "--resume", {"arch": state.get("arch")})
+        if self.ema is not None:
+            if "ema" not in state:  # train.ema cannot change on resume (check_resume), so a damaged file
+                raise SetupError(f"--resume: {path} holds no EMA weights but train.ema is on; start a new run "
+                                 "from its weights with model.checkpoint.")
+            load_exact_weights(self.ema.module, state["ema"], str(path), "--resume (EMA)", {"arch": state.get("arch")})
         try:
             self.optimizer.load_state_dict(state["optimizer"])
         except ValueError as exc:  # e.g. one param group from before weight decay skipped norm layers and biases
@@ -369,6 +404,7 @@ class Trainer:
         self.accum = dict(state["accum"])
         self.best_val_acc, self.best_epoch = float(state["best_val_acc"]), int(state["best_epoch"])
         self.bad_epochs = int(state["bad_epochs"])
+        self.best_weights = str(state.get("best_weights", "raw"))
         rng = state["rng"]
         torch.set_rng_state(rng["torch"])
         py = rng["python"]
@@ -402,8 +438,25 @@ class Trainer:
                             + (f", epoch {self.epoch} step {old_step} -> step {self.step}" if old_step else ""))
 
     # -- evaluation -------------------------------------------------------------------------------
-    def evaluate(self, loader: BatchLoader) -> EvalResult:
-        return evaluate(self.model, loader, self.data.num_classes, self.device, self.amp_dtype)
+    def evaluate(self, loader: BatchLoader, model: torch.nn.Module | None = None, keep_probs: bool = False) -> EvalResult:
+        """``model`` (default: the raw weights; the EMA's under train.ema) scored with eval.tta."""
+        return evaluate(self.model if model is None else model, loader, self.data.num_classes, self.device,
+                        self.amp_dtype, self.cfg.eval.tta, keep_probs=keep_probs)
+
+    def arrays(self, result: EvalResult, split: str) -> dict[str, np.ndarray]:
+        """An evaluation's arrays with each image's stable reference (``refs``, core/data.py), so readers can
+        name an image (`suspects`) or load it alone (`cam`)."""
+        refs = self.data.refs.get(split)
+        return {**result.arrays(), **({"refs": refs} if refs is not None else {})}
+
+    def fingerprint(self, split: str) -> str | None:
+        """The split's image fingerprint for its evaluation events, hashed once per run (on rank 0: it emits)."""
+        if not self.dist.is_main:
+            return None
+        if split not in self._fingerprints:
+            x, y = {"val": (self.data.val_x, self.data.val_y), "test": (self.data.test_x, self.data.test_y)}[split]
+            self._fingerprints[split] = split_fingerprint(x, y)
+        return self._fingerprints[split]
 
     # -- training ---------------------------------------------------------------------------------
     def _stop_requested(self, check_file: bool = True) -> bool:
@@ -433,6 +486,7 @@ class Trainer:
         mark_time, mark_seen = time.perf_counter(), 0
         epoch_start = time.perf_counter()
         save_every = getattr(t, "save_every_steps", 0)
+        no_sync = getattr(self.train_model, "no_sync", None) if self.dist.enabled else None  # DDP: accumulate quietly
 
         def flush_accum() -> None:
             loss_v, correct_v, seen_v = float(loss_sum.item()), float(correct.item()), seen
@@ -454,21 +508,25 @@ class Trainer:
                 flush_accum()
                 self.save_last(epoch, step)
                 return False
-            with self.autocast():
-                logits = self.train_model(x)
-                loss = self.criterion(logits, y)
+            target = y
+            if self.mixer is not None:  # Mixup/CutMix in place, soft targets; its draws keyed like the loader's
+                x, target = self.mixer(x, y, (self.cfg.seed, epoch, step, self.dist.rank))
             self.optimizer.zero_grad(set_to_none=True)
-            self.scaler.scale(loss).backward()
+            # forward + backward, in train.batch_size chunks under train.accum_steps (core/recipe.py)
+            loss_d, logits = backward_in_chunks(self.train_model, x, target, t.batch_size, self.criterion,
+                                                self.scaler.scale, self.autocast, no_sync)
             if t.grad_clip:
                 self.scaler.unscale_(self.optimizer)
                 torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
             self.scheduler.at(first + step)
             self.scaler.step(self.optimizer)
             self.scaler.update()
+            if self.ema is not None:  # update k of the EMA (1-based: timm's decay warmup counts updates)
+                self.ema.update(self.model, step=first + step + 1)
             b = y.shape[0]
-            loss_d = loss.detach()
             loss_sum += loss_d.double() * b
-            correct += (logits.detach().argmax(1) == y).sum()
+            if self.mixer is None:  # against mixed targets an accuracy means nothing: not counted
+                correct += (logits.argmax(1) == y).sum()
             first_bad = torch.where((first_bad < 0) & ~torch.isfinite(loss_d), step, first_bad)  # no host sync
             seen += b
             last = step + 1 == steps
@@ -483,7 +541,8 @@ class Trainer:
                 total_seen = self.accum["seen"] + seen * ws
                 self.emit(Step(epoch=epoch, step=step + 1, steps=steps,
                                loss=(self.accum["loss"] + float(loss_sum.item()) * ws) / max(1, total_seen),
-                               acc=(self.accum["correct"] + float(correct.item()) * ws) / max(1, total_seen),
+                               acc=None if self.mixer is not None else
+                               (self.accum["correct"] + float(correct.item()) * ws) / max(1, total_seen),
                                lr=self.optimizer.param_groups[0]["lr"],
                                images_per_second=(seen - mark_seen) * self.dist.world_size / max(1e-9, now - mark_time)))
                 mark_time, mark_seen = now, seen
@@ -505,7 +564,9 @@ class Trainer:
             num_classes=data.num_classes, class_names=data.class_names, epochs=t.epochs,
             steps_per_epoch=len(self.train_loader), train_size=len(data.train_y), val_size=len(data.val_y),
             test_size=len(data.test_y), world_size=self.dist.world_size, model=cfg.model.name,
-            dataset=cfg.data.source, resumed_from_epoch=self.resumed_from, pid=os.getpid(), host=socket.gethostname()))
+            dataset=cfg.data.source, resumed_from_epoch=self.resumed_from, pid=os.getpid(), host=socket.gethostname(),
+            environment={**self.environment, **torch_environment(
+                self.device, int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if self.dist.enabled else 1)}))
         if cfg.output.save_samples and self.resumed_from is None and self.dist.is_main:
             self.emit(Samples(split="val", num_samples=len(data.val_y), arrays={"images": thumbnails(data.val_x)}))
             self.emit(Samples(split="test", num_samples=len(data.test_y), arrays={"images": thumbnails(data.test_x)}))
@@ -523,22 +584,34 @@ class Trainer:
             if self.dist.enabled:  # one set of BatchNorm statistics: the one rank 0 saves and every shard uses
                 ddp.average_buffers(self.model)
             val = self.evaluate(self.val_loader)
+            val_ema = None
+            if self.ema is not None:  # the moving average, scored on the same split
+                if self.dist.enabled:
+                    ddp.average_buffers(self.ema.module)
+                val_ema = self.evaluate(self.val_loader, self.ema.module)
             epoch_seconds = train_seconds + time.perf_counter() - t0
-            is_best = val.top1 > self.best_val_acc
+            score, weights = val.top1, "raw"
+            if val_ema is not None and val_ema.top1 > val.top1:
+                score, weights = val_ema.top1, "ema"
+            is_best = score > self.best_val_acc
             if is_best:
-                self.best_val_acc, self.best_epoch, self.bad_epochs = val.top1, epoch, 0
-                self.save_best(epoch, val.top1)
+                self.best_val_acc, self.best_epoch, self.bad_epochs = score, epoch, 0
+                self.best_weights = weights
+                self.save_best(epoch, score, weights)
             else:
                 self.bad_epochs += 1
             self.emit(Evaluation(split="val", epoch=epoch, loss=val.loss, top1=val.top1, top5=val.top5,
-                                 num_samples=int(val.targets.size), arrays=val.arrays()))
+                                 num_samples=int(val.targets.size), arrays=self.arrays(val, "val"), fingerprint=self.fingerprint("val"),
+                                 tta=cfg.eval.tta, weights="raw"))
             seen = max(1, self.accum["seen"])
             self.emit(EpochEnd(
-                epoch=epoch, train_loss=self.accum["loss"] / seen, train_acc=self.accum["correct"] / seen,
+                epoch=epoch, train_loss=self.accum["loss"] / seen,
+                train_acc=None if self.mixer is not None else self.accum["correct"] / seen,
                 val_loss=val.loss, val_acc=val.top1, val_top5=val.top5, lr=self.optimizer.param_groups[0]["lr"],
                 epoch_seconds=epoch_seconds, images_per_second=self.accum["seen"] / max(1e-9, train_seconds),
                 best_val_acc=self.best_val_acc, is_best=is_best,
-                gpu_memory_mb=torch.cuda.max_memory_allocated(self.device) / 2**20 if self.device.type == "cuda" else None))
+                gpu_memory_mb=torch.cuda.max_memory_allocated(self.device) / 2**20 if self.device.type == "cuda" else None,
+                val_acc_ema=val_ema.top1 if val_ema else None, val_loss_ema=val_ema.loss if val_ema else None))
             self.save_last(epoch + 1, 0)
             early = bool(t.early_stop_patience and self.bad_epochs >= t.early_stop_patience and epoch < t.epochs)
             if self.dist.enabled:  # already equal on all ranks (val.top1 comes from all-reduced counts); made certain
@@ -557,10 +630,13 @@ class Trainer:
             load_exact_weights(self.model, ckpt.state_dict_of(ckpt.load(best_path, "best.pt")), str(best_path), "best.pt")
         if self.dist.enabled:  # every rank scores with rank 0's best weights
             ddp.broadcast_state(self.model, src=0)
-        test = self.evaluate(self.test_loader)
+        test = self.evaluate(self.test_loader, keep_probs=True)  # the best weights' probabilities: for `suspects`
+        weights = self.best_weights if best_path is not None and best_path.exists() else "raw"
         self.emit(Evaluation(split="test", epoch=self.best_epoch, loss=test.loss, top1=test.top1, top5=test.top5,
-                             num_samples=int(test.targets.size), arrays=test.arrays()))
-        self.log("info", f"Test top-1 {test.top1:.4f}, top-5 {test.top5:.4f} with the best weights (epoch {self.best_epoch})")
+                             num_samples=int(test.targets.size), arrays=self.arrays(test, "test"), fingerprint=self.fingerprint("test"),
+                             tta=self.cfg.eval.tta, weights=weights))
+        self.log("info", f"Test top-1 {test.top1:.4f}, top-5 {test.top5:.4f} with the best weights (epoch {self.best_epoch}"
+                         + (", EMA" if weights == "ema" else "") + (", flip TTA" if self.cfg.eval.tta == "flip" else "") + ")")
         return self._end(status, reason, epochs_done, test)
 
     def _end(self, status: str, reason: str, epochs_done: int, test: EvalResult | None = None) -> RunEnded:

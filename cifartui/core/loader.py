@@ -6,7 +6,8 @@ worker processes):
 
 1. augment while the images are still small and uint8: ``standard`` crops each zero-padded image at a
    random offset and flips it at random, both as one gather; ``strong`` does a random-resized-crop (which
-   also resizes) and a flip;
+   also resizes) and a flip; ``trivial`` / ``randaugment`` do what ``standard`` does, then give each image
+   its own TrivialAugmentWide / RandAugment op (core/augment.py, one call per image);
 2. resize to the model's input size (e.g. 32 px CIFAR to a pretrained model's 224 px), bilinear;
 3. convert to float32 and normalise: (x / 255 - mean) / std as one multiply-add;
 4. ``strong`` only: random erasing.
@@ -22,6 +23,8 @@ import math
 
 import torch
 import torch.nn.functional as F
+
+from cifartui.core.augment import POLICIES, apply_per_sample, make_policy
 
 
 def random_flip(x: torch.Tensor, g: torch.Generator) -> torch.Tensor:
@@ -142,7 +145,8 @@ def keep_freed_batches_in_the_heap() -> None:
 class BatchLoader:
     """Iterate (images, labels) batches of a uint8 dataset that already sits on ``device``.
 
-    ``augment``: none | standard (pad-crop + flip) | strong (random-resized-crop + flip + erasing).
+    ``augment``: none | standard (pad-crop + flip) | strong (random-resized-crop + flip + erasing) |
+    trivial / randaugment (pad-crop + flip + a per-image policy op; ``policy_magnitude`` for RandAugment).
     Batches come out as float32 [B, C, image_size, image_size], normalised, channels-last if
     ``channels_last``.
 
@@ -159,13 +163,14 @@ class BatchLoader:
         self, images: torch.Tensor, labels: torch.Tensor, batch_size: int, *, mean, std,
         image_size: int | None = None, augment: str = "none", padding: int = 4, shuffle: bool = False,
         drop_last: bool = False, seed: int = 0, rank: int = 0, world_size: int = 1,
-        channels_last: bool = False,
+        channels_last: bool = False, policy_magnitude: int = 9,
     ):
         self.images, self.labels = images, labels
         self.device = images.device
         self.batch_size = batch_size
         self.image_size = image_size or int(images.shape[-1])
         self.augment, self.padding, self.shuffle = augment, padding, shuffle
+        self._policy = make_policy(augment, policy_magnitude) if augment in POLICIES else None
         self.seed, self.rank, self.world_size = seed, rank, world_size
         self.channels_last = channels_last
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -212,8 +217,10 @@ class BatchLoader:
         size = self.image_size
         augment = self.augment if g is not None else "none"
         # 1. augment on the small uint8 images, before the resize multiplies their size
-        if augment == "standard":
+        if augment in ("standard",) + POLICIES:
             x = random_crop_flip(x, self.padding, g)
+        if augment in POLICIES:  # each image its own op, keyed by the batch's seed (see core/augment.py)
+            x = apply_per_sample(x, self._policy, g.initial_seed())
         if augment == "strong":
             x = random_flip(random_resized_crop(x.float(), size, g), g)  # the crop resizes too
         elif tuple(x.shape[-2:]) != (size, size):

@@ -48,6 +48,9 @@ class RunStarted(Event):
     resumed_from_epoch: int | None = None
     pid: int | None = None
     host: str = ""
+    # what made the run (cifartui.environment + the trainer's CUDA/GPU part): versions, host, argv, git.
+    # None in runs written before it existed.
+    environment: dict[str, Any] | None = None
 
 
 @dataclass
@@ -59,7 +62,7 @@ class Step(Event):
     step: int
     steps: int
     loss: float
-    acc: float
+    acc: float | None  # None while Mixup/CutMix mix the targets: accuracy against them means nothing
     lr: float
     images_per_second: float
 
@@ -69,7 +72,7 @@ class EpochEnd(Event):
     type: ClassVar[str] = "epoch"
     epoch: int
     train_loss: float
-    train_acc: float
+    train_acc: float | None  # None while Mixup/CutMix mix the targets (train.loss is the soft-target loss)
     val_loss: float
     val_acc: float
     val_top5: float
@@ -79,12 +82,22 @@ class EpochEnd(Event):
     best_val_acc: float = 0.0
     is_best: bool = False
     gpu_memory_mb: float | None = None
+    # train.ema: the moving average of the weights scored on the same validation split (None without EMA)
+    val_acc_ema: float | None = None
+    val_loss_ema: float | None = None
+
+    @property
+    def best_acc(self) -> float:
+        """What the trainer ranks epochs by: the better of the raw and the EMA weights' validation accuracy."""
+        return self.val_acc if self.val_acc_ema is None else max(self.val_acc, self.val_acc_ema)
 
 
 @dataclass
 class Evaluation(Event):
     """A scored split. ``arrays`` holds ``confusion`` [C, C] (rows = true class), and per sample
-    ``targets``, ``preds``, ``pred_prob`` (probability of the predicted class) and ``true_prob``."""
+    ``targets``, ``preds``, ``pred_prob`` (probability of the predicted class) and ``true_prob``; in runs
+    written since issue 13 also ``refs`` (each image's stable reference, core/data.py) and, for the test
+    split and ``cifartui eval``, ``probs`` (float16 [N, C], every class's probability: what cleanlab ranks)."""
 
     type: ClassVar[str] = "evaluation"
     split: str  # "val" | "test" | any name given by `cifartui eval`
@@ -95,6 +108,11 @@ class Evaluation(Event):
     num_samples: int
     file: str | None = None  # set by the store: the .npz holding the arrays
     arrays: dict[str, Any] | None = field(default=None, repr=False)
+    # what was scored: a hash of the split's images and labels, in order (core.data.split_fingerprint);
+    # `cifartui diff` compares two evaluations only when theirs match. None in runs written before it existed.
+    fingerprint: str | None = None
+    tta: str = "none"  # eval.tta: "flip" averaged each image's logits with its mirror's
+    weights: str = ""  # "ema" when the EMA weights were scored (a test of an EMA best.pt), else "raw" or unknown
 
 
 @dataclass
@@ -117,6 +135,7 @@ class Checkpoint(Event):
     epoch: int
     step: int = 0
     metric: float | None = None
+    weights: str = ""  # best.pt under train.ema: "raw" or "ema", whichever scored better
 
 
 @dataclass
@@ -137,6 +156,8 @@ class RunEnded(Event):
     best_epoch: int | None = None
     test_acc: float | None = None
     test_top5: float | None = None
+    # peak NVML figures of the run's GPUs while it trained (cifartui.gpustats); None without NVML or a GPU
+    gpu_peak: dict[str, Any] | None = None
 
 
 EVENT_TYPES: dict[str, type[Event]] = {

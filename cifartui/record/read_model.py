@@ -13,7 +13,8 @@ The rules every reader shares, written once here:
   evaluation, else the latest ``val`` one; or the latest of a split asked for.
 - **Status**: the last ``run_ended``'s, or ``running`` while none follows the last ``run_started`` (the
   store turns a dead writer into ``crashed``; the fold cannot know).
-- **Best epoch**: the first epoch with the highest validation accuracy (the trainer's ``is_best`` rule).
+- **Best epoch**: the first epoch with the highest validation accuracy (the trainer's ``is_best`` rule;
+  under ``train.ema`` the better of the raw and the EMA weights' accuracy, ``EpochEnd.best_acc``).
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ class RunRecord:
     last_step: Step | None = None
     ended: RunEnded | None = None
     events_applied: int = 0
+    steps: list[Step] = field(default_factory=list)  # every logged step (charts, export), when keep_steps
+    keep_steps: bool = True  # the run's writer folds for summary.json only: it keeps none
 
     # -- folding ------------------------------------------------------------------------------------
     @classmethod
@@ -69,10 +72,14 @@ class RunRecord:
                 self.epochs_by_number = {n: e for n, e in self.epochs_by_number.items() if n < keep}
                 if self.last_step is not None and self.last_step.epoch >= keep:
                     self.last_step = None
+                if self.steps and self.steps[-1].epoch >= keep:
+                    self.steps = [s for s in self.steps if s.epoch < keep]
             self.first_started = self.first_started or event
             self.started, self.ended = event, None
         elif isinstance(event, Step):
             self.last_step = event
+            if self.keep_steps:
+                self.steps.append(event)
         elif isinstance(event, EpochEnd):
             self.epochs_by_number[event.epoch] = event
         elif isinstance(event, Evaluation):
@@ -108,13 +115,19 @@ class RunRecord:
     def best(self) -> EpochEnd | None:
         best = None
         for e in self.epochs:
-            if best is None or e.val_acc > best.val_acc:
+            if best is None or e.best_acc > best.best_acc:
                 best = e
         return best
 
     @property
     def class_names(self) -> list[str]:
         return list(self.started.class_names) if self.started else []
+
+    @property
+    def environment(self) -> dict[str, Any]:
+        """What the latest start ran with (versions, host, argv, git; ``{}`` for runs older than the field).
+        A resume records its own: the first start's is ``first_started.environment``."""
+        return dict(self.started.environment or {}) if self.started is not None else {}
 
     def evaluation(self, split: str | None = None) -> Evaluation | None:
         """The evaluation readers analyse: the latest of ``split``; by default the latest test, else val."""
@@ -138,7 +151,7 @@ class RunRecord:
                        world_size=s.world_size, device=s.device, num_classes=s.num_classes, pid=s.pid, host=s.host,
                        started=(self.first_started or s).time)
         if best is not None:
-            out.update(best_val_acc=best.val_acc, best_epoch=best.epoch)
+            out.update(best_val_acc=best.best_acc, best_epoch=best.epoch)
             last = self.epochs[-1]
             out.update(last_val_acc=last.val_acc, last_train_acc=last.train_acc)
         if test is not None:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from cifartui.errors import UserError
 from cifartui.record.atomic import atomic_write, atomic_write_text
 from cifartui.record.control import WriterLock, pid_alive
+from cifartui.record.meta import META_FILE, read_meta, read_meta_checked
 from cifartui.record.read_model import RunRecord
 from cifartui.record.events import END_STATUSES, EpochEnd, Evaluation, Event, RunEnded, RunStarted, Samples
 
@@ -71,7 +72,7 @@ class RunStore:
         self.path = Path(path)
         self.id = self.path.name
         # the read model, folded as events are written: summary.json is its summary (one fold for every reader)
-        self.record = RunRecord(self.path)
+        self.record = RunRecord(self.path, keep_steps=False)
         self.lock: WriterLock | None = None  # held from before the first write to close() (session.prepare)
         self._events = None
 
@@ -229,10 +230,11 @@ def _why(exc: BaseException) -> str:
     return text if len(text) <= 100 else text[:97] + "..."
 
 
-def _read_json_checked(path: Path) -> tuple[Any, str | None]:
+def _read_json_checked(path: str | os.PathLike) -> tuple[Any, str | None]:
     """(data, None), or (None, why) for a file that is missing, unreadable or not JSON."""
     try:
-        return json.loads(path.read_text(encoding="utf-8")), None
+        with open(path, encoding="utf-8") as f:
+            return json.loads(f.read()), None
     except (OSError, ValueError, RecursionError) as exc:
         return None, ("not valid JSON" if isinstance(exc, ValueError) and not isinstance(exc, UnicodeDecodeError)
                       else "nested too deeply" if isinstance(exc, RecursionError) else _why(exc))
@@ -298,6 +300,9 @@ class RunSummary:
     world_size: int = 1
     started: float | None = None
     updated: float | None = None
+    tags: list[str] = field(default_factory=list)  # tags, note, archived: the user's, from meta.json
+    note: str = ""
+    archived: bool = False
     extra: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -337,18 +342,21 @@ def _unreadable(path: Path, why: str) -> RunSummary:
     return RunSummary(id=path.name, path=str(path), name=path.name, status="unreadable", reason=why)
 
 
-def read_run(run_path: str | os.PathLike) -> RunSummary:
+def read_run(run_path: str | os.PathLike, _summary_json: tuple[Any, str | None] | None = None) -> RunSummary:
     """The run's summary; never raises for a damaged run: status ``unreadable`` (with the reason) when neither
     summary.json nor events.jsonl can be read, figures of the wrong type read as missing."""
     path = Path(run_path)
     try:
-        return _read_run(path)
+        summary = _read_run(path, _summary_json)
     except Exception as exc:  # noqa: BLE001 - a damaged run is listed, never fatal
-        return _unreadable(path, f"cannot read the run folder: {_why(exc)}")
+        summary = _unreadable(path, f"cannot read the run folder: {_why(exc)}")
+    meta = read_meta(path)
+    summary.tags, summary.note, summary.archived = meta.tags, meta.note, meta.archived
+    return summary
 
 
-def _read_run(path: Path) -> RunSummary:
-    s, summary_why = _read_json_checked(path / SUMMARY_FILE)
+def _read_run(path: Path, summary_json: tuple[Any, str | None] | None) -> RunSummary:
+    s, summary_why = summary_json or _read_json_checked(path / SUMMARY_FILE)
     if not isinstance(s, dict):
         record = RunRecord.read(path)  # runs written before summary.json existed, or a lost/damaged file
         if record.events_applied == 0 and summary_why != "missing":
@@ -357,11 +365,13 @@ def _read_run(path: Path) -> RunSummary:
                 why = summary_why or "not a JSON object"
                 return _unreadable(path, f"{SUMMARY_FILE}: {why}; {EVENTS_FILE}: {events_why}")
         s = record.summary()
-    try:
-        mtime = (path / EVENTS_FILE).stat().st_mtime
-    except OSError:
-        mtime = None
     status = _str(s.get("status")) or "unknown"
+    mtime = _num(s.get("updated")) if status in END_STATUSES else None  # an ended run's last write: no stat
+    if mtime is None:
+        try:
+            mtime = os.stat(os.path.join(path, EVENTS_FILE)).st_mtime
+        except OSError:
+            mtime = None
     if status == "running":
         status = _live_status(s, mtime)
     elif status not in END_STATUSES:
@@ -430,6 +440,9 @@ def run_problems(run_path: str | os.PathLike) -> list[str]:
     config_why = _config_problem(path / CONFIG_FILE)
     if config_why:
         out.append(f"{CONFIG_FILE}: {config_why}")
+    meta_why = read_meta_checked(path)[1]
+    if meta_why:
+        out.append(f"{META_FILE}: {meta_why} (tags, note and archived shown as none)")
     events, _ = read_events(path / EVENTS_FILE)
     checked: set[str] = set()
     for e in events:
@@ -458,21 +471,58 @@ def is_run_dir(path: Path) -> bool:
 _STAMPED = re.compile(r"^\d{8}-\d{6}-")
 
 
-def list_runs(root: str | os.PathLike) -> list[RunSummary]:
-    """Every run under ``root``, newest first; a run that cannot be read is listed as ``unreadable``."""
-    root = Path(root)
+def _is_folder(entry: os.DirEntry) -> bool:
     try:
-        entries = list(root.iterdir()) if root.is_dir() else []
+        return entry.is_dir()
+    except OSError:
+        return False
+
+
+def _stamp(folder: str) -> tuple:
+    """What identifies the state of a run's files: atomic writes give a new inode, appends a new size, a chmod
+    a new ctime."""
+    out = []
+    for name in (SUMMARY_FILE, META_FILE, EVENTS_FILE):
+        try:
+            st = os.stat(os.path.join(folder, name))
+            out.append((st.st_ino, st.st_ctime_ns, st.st_size))
+        except OSError:
+            out.append(None)
+    return tuple(out)
+
+
+def list_runs(root: str | os.PathLike, cache: dict | None = None) -> list[RunSummary]:
+    """Every run under ``root``, newest first; a run that cannot be read is listed as ``unreadable``.
+
+    ``cache``: a dict the caller keeps between calls (the Runs screen, every few seconds): a run whose
+    summary.json, meta.json and events.jsonl are as they were is not read again (three stats instead of reading
+    and parsing: 10,000 runs in a third of the time). A running run is always read (it turns crashed when its
+    writer dies, with no file changing)."""
+    try:  # scandir: the kind of each entry comes with the listing, no stat per folder
+        with os.scandir(root) as it:
+            folders = [e.path for e in it if _is_folder(e)]
     except OSError:
         return []
-    runs = []
-    for p in entries:
-        try:
-            if not (p.is_dir() and is_run_dir(p)):
-                continue
-        except OSError:
+    runs, kept = [], {}
+    for folder in folders:
+        stamp = _stamp(folder) if cache is not None else None
+        hit = cache.get(folder) if cache is not None else None
+        if hit is not None and hit[0] == stamp:
+            kept[folder] = hit
+            runs.append(hit[1])
             continue
-        runs.append(read_run(p))
+        # summary.json read first: a run has one (one open, not an exists() and then an open)
+        summary_json = _read_json_checked(os.path.join(folder, SUMMARY_FILE))
+        path = Path(folder)
+        if summary_json[1] == "missing" and not is_run_dir(path):
+            continue
+        run = read_run(path, summary_json)
+        runs.append(run)
+        if stamp is not None and run.status != "running":
+            kept[folder] = (stamp, run)
+    if cache is not None:
+        cache.clear()
+        cache.update(kept)
     runs.sort(key=lambda r: r.id, reverse=True)
     return runs
 

@@ -16,12 +16,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable
 
+from textual._context import active_app
 from textual.app import App
 from textual.binding import Binding
 
+from cifartui import presets
 from cifartui.errors import UserError
 from cifartui.record.control import StopRequest
 from cifartui.record.store import EventFollower, StoreError, list_runs, read_run, resolve_run
+from cifartui.tui.alerts import alerts_setting, terminal_alert
 from cifartui.tui.bridge import EventsReady, TrainingBridge
 from cifartui.tui.rundata import APP_DONE, APP_ERROR, APP_RUN_DIR, APP_STATUS, RunData
 
@@ -48,7 +51,18 @@ def screen_class(mode: str) -> type:
 
 
 def _lazy(mode: str) -> Callable[[], Any]:
-    return lambda: screen_class(mode)()
+    def make() -> Any:
+        screen = screen_class(mode)()
+        # Textual re-parses every stylesheet twice (~25 ms each here) when a mode's first screen is created,
+        # in case the screen brings CSS of its own. Ours bring none (all styles are in app.tcss, parsed at
+        # start, and applied to each widget as it mounts), so mark the screen current: the first frame
+        # comes ~40 ms sooner (bench first_frame_bare). A screen with its own CSS keeps the re-parse.
+        app = active_app.get(None)
+        if app is not None and not screen.CSS and not screen.CSS_PATH:
+            screen._css_update_count = app._css_update_count
+        return screen
+
+    return make
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 DEFAULT_ROOT_VALUES = ("./runs", "runs")
@@ -70,19 +84,30 @@ class LiveTraining:
 
 
 def config_dirs() -> list[Path]:
-    """configs/ beside the package's repo, in the package, and in the working directory."""
+    """configs/ beside the package's repo and in the working directory (the shipped presets are listed apart)."""
     out = []
-    for p in (PACKAGE_DIR.parent / "configs", PACKAGE_DIR / "configs", Path.cwd() / "configs"):
+    for p in (PACKAGE_DIR.parent / "configs", Path.cwd() / "configs"):
         if p.is_dir() and p.resolve() not in [q.resolve() for q in out]:
             out.append(p)
     return out
 
 
 def find_demo_config() -> Path | None:
+    """configs/demo.yaml where there is one (a checkout, or the user's own), else the shipped demo preset."""
     for d in config_dirs():
         if (d / "demo.yaml").is_file():
             return d / "demo.yaml"
-    return None
+    demo = presets.find("demo")
+    return demo.path if demo is not None else None
+
+
+def _same_as_preset(path: Path) -> bool:
+    """A configs/ file identical to the preset of its name (the repository's copy): listed once, as the preset."""
+    preset = presets.find(path.name)
+    try:
+        return preset is not None and path.read_bytes() == preset.path.read_bytes()
+    except OSError:
+        return False
 
 
 class CifarApp(App):
@@ -115,6 +140,7 @@ class CifarApp(App):
         self.follow_interval = follow_interval
         self.panel_interval = panel_interval  # the dashboard's panels refresh at most this often while a run trains
         self.runs_refresh_interval = runs_refresh_interval
+        self.runs_cache: dict = {}  # list_runs(cache=): the Runs screen re-reads only runs that changed since
         self.current: RunData | None = None
         self.live: LiveTraining | None = None
         self.following: EventFollower | None = None
@@ -122,7 +148,10 @@ class CifarApp(App):
         self._quit_after_stop = False
         self._samples: dict[tuple[str, str], Any] = {}
         self._samples_lock = threading.Lock()
+        self._cam_makers: dict[tuple[str, int], Any] = {}  # (run folder, best.pt mtime) -> CamMaker
+        self._cam_lock = threading.Lock()
         self.graphics_image_cls = _graphics_image_class(graphics)
+        self.alerts = alerts_setting()  # CIFARTUI_ALERTS: bell and OSC 9 when a run ends (tui/alerts.py)
         self.startup_error: str | None = None
         self.first_paint: float | None = None
         # How the app ends while a run trains: "stop" (stop it, then quit), "background" (hand the run to a
@@ -149,7 +178,7 @@ class CifarApp(App):
         elif self.config_path is not None:
             start = "config"
         else:
-            runs = list_runs(self.root)
+            runs = list_runs(self.root, self.runs_cache)
             live = [r for r in runs if r.status == "running"]
             if len(live) == 1:  # reattach: the run a detached process, a queue or a hung-up app trains
                 self._set_current_run(Path(live[0].path))
@@ -221,8 +250,14 @@ class CifarApp(App):
     def config_files(self) -> list[Path]:
         files: list[Path] = []
         for d in config_dirs():
-            files.extend(sorted(d.glob("*.yaml")) + sorted(d.glob("*.yml")))
+            files.extend(p for p in sorted(d.glob("*.yaml")) + sorted(d.glob("*.yml")) if not _same_as_preset(p))
         return files
+
+    def presets_listed(self) -> list[tuple[str, Path]]:
+        """The shipped presets as (label, path) for the Open dialog: the name and its one-line description."""
+        found = presets.presets()
+        width = max((len(p.name) for p in found), default=0)
+        return [(f"{p.name.ljust(width)}  {p.description}", p.path) for p in found]
 
     def run_configs(self) -> list[tuple[str, Path]]:
         return [(f"{r.id}  ({r.status})", Path(r.path) / "config.yaml") for r in list_runs(self.root)
@@ -297,8 +332,22 @@ class CifarApp(App):
         if data.ended is not None or (data.disk_status not in (None, "running")):
             self.following = None
             changed = True
+            self.announce_end(data)  # the followed run ended (or its writer died) while the app watched it
         if changed:
             self._notify_screen()
+
+    def announce_end(self, data: RunData) -> None:
+        """A run trained here or followed ended: a notification in the app, plus the terminal bell and an OSC 9
+        desktop notification (they reach a terminal over SSH) unless ``CIFARTUI_ALERTS`` turns them off."""
+        ended, status = data.ended, data.status
+        test = data.record.test
+        text = f"{data.id}: {status}" + (f", test {100 * test.top1:.2f}%" if test is not None else "")
+        reason = ended.reason if ended is not None else "its process is gone"
+        good = status in ("completed", "early_stopped")
+        self.notify(f"{text} ({reason})", title="run ended", severity="information" if good else "warning", timeout=8)
+        sequence = terminal_alert(f"cifartui: {text}", self.alerts)
+        if sequence and self._driver is not None:
+            self._driver.write(sequence)  # raw bytes, as App.copy_to_clipboard writes OSC 52
 
     def _notify_screen(self, force: bool = False) -> None:
         update = getattr(self.screen, "run_updated", None)
@@ -365,9 +414,7 @@ class CifarApp(App):
                     for line in e["traceback"].rstrip().splitlines()[-12:]:
                         live.data._log("error", line, None)
             elif e.get("type") == "run_ended" and live.data.ended is not None:  # the record's, typed
-                ended = live.data.ended
-                sev = "information" if ended.status in ("completed", "early_stopped") else "warning"
-                self.notify(f"{live.data.id}: {ended.status} ({ended.reason})", severity=sev, timeout=6)
+                self.announce_end(live.data)
             elif e.get("type") == APP_DONE:
                 live.finished = True
         if self.current is live.data or live.finished:
@@ -404,15 +451,49 @@ class CifarApp(App):
         self.push_screen(CompareScreen(run_dirs))
 
     def show_drilldown(self, run_dir: Path, evaluation: "Evaluation", arrays, names: list[str], true: int,
-                       pred: int) -> None:
+                       pred: int, sets: list | None = None) -> None:
         from cifartui.tui.screens.drilldown import DrilldownScreen
 
-        self.push_screen(DrilldownScreen(run_dir, evaluation, arrays, names, true, pred))
+        self.push_screen(DrilldownScreen(run_dir, evaluation, arrays, names, true, pred, sets=sets))
+
+    def show_diff(self, runs: list[Path], epochs: tuple[int, int] | None = None) -> None:
+        """Two runs' test (or val) evaluations, or two validation epochs of one run (``epochs``; None: the screen
+        picks the best and the last)."""
+        from cifartui.tui.screens.diff import DiffScreen
+
+        self.push_screen(DiffScreen(runs, epochs=epochs))
 
     def show_sweep(self, sweep: str) -> None:
         from cifartui.tui.screens.sweep import SweepScreen
 
         self.push_screen(SweepScreen(self.root, sweep))
+
+    def show_suspects(self, run_dir: Path, splits: tuple[str, ...] = ("train", "test")) -> None:
+        """Labels cleanlab doubts, as a thumbnail grid where ``x`` marks images to leave out of training; the
+        first of ``splits`` with stored probabilities is shown (the screen offers to evaluate otherwise)."""
+        from cifartui.tui.screens.suspects import SuspectsScreen
+
+        self.push_screen(SuspectsScreen(run_dir, splits))
+
+    # -- class activation maps (g/G), one loaded best.pt per run, made on a worker thread -----------------
+    def cam_maker(self, run_dir: Path) -> Any:
+        """The run's best.pt ready for maps (commands/cam.py); made on the calling (worker) thread the first
+        time, made again when best.pt changed (a run still training)."""
+        from cifartui.commands.cam import CamMaker
+
+        best = Path(run_dir) / "best.pt"
+        key = (str(run_dir), best.stat().st_mtime_ns if best.exists() else 0)
+        with self._cam_lock:
+            maker = self._cam_makers.get(key)
+            if maker is None:
+                maker = CamMaker(Path(run_dir), self.root)
+                if len(self._cam_makers) >= 2:  # a model each: keep the latest two runs'
+                    self._cam_makers.pop(next(iter(self._cam_makers))).close()
+                self._cam_makers[key] = maker
+            return maker
+
+    def cam_maker_ready(self, run_dir: Path) -> bool:
+        return any(k[0] == str(run_dir) for k in self._cam_makers)
 
     # -- samples (drilldown thumbnails), shared across drilldowns ------------------------------------
     def samples_cache(self, run_dir: Path, split: str, loader: Callable[[Path, str], Any]) -> Any:
@@ -441,8 +522,10 @@ class CifarApp(App):
         from cifartui.tui.screens.confusion import ConfusionScreen
         from cifartui.tui.screens.dashboard import DashboardScreen
         from cifartui.tui.screens.dialogs import HelpScreen
+        from cifartui.tui.screens.diff import DiffScreen
         from cifartui.tui.screens.drilldown import DrilldownScreen
         from cifartui.tui.screens.runs import RunsScreen
+        from cifartui.tui.screens.suspects import SuspectsScreen
         from cifartui.tui.widgets.confusion_matrix import ConfusionMatrix
         from cifartui.tui.widgets.thumbnails import ThumbGrid
 
@@ -456,8 +539,11 @@ class CifarApp(App):
             ("Confusion (c)", _rows(ConfusionScreen.BINDINGS) + _rows(ConfusionMatrix.BINDINGS, all_=True)
              + [("tab", "Matrix / pairs list"), ("enter on a pair", "Drill down")]),
             ("Drilldown", _rows(DrilldownScreen.BINDINGS) + _rows(ThumbGrid.BINDINGS, all_=True)),
+            ("Suspects (s on Confusion)", _rows(SuspectsScreen.BINDINGS)),
             ("Runs (r)", _rows(RunsScreen.BINDINGS, all_=True) + [("click a header", "Sort by that column")]),
             ("Compare", _rows(CompareScreen.BINDINGS)),
+            ("Diff (D on Runs)", _rows(DiffScreen.BINDINGS) + _rows(ConfusionMatrix.BINDINGS, all_=True)
+             + [("tab", "Classes / matrix"), ("enter", "The flipped images of a class or cell")]),
         ]
         self.push_screen(HelpScreen(groups))
 
@@ -566,8 +652,10 @@ def detect_graphics(setting: str | None = None) -> str:
 def run_app(config_path: str | None = None, run: str | None = None, root: str | None = "runs",
             overrides: Iterable[str] = ()) -> int:
     """Entry point of ``cifartui`` (see cli.cmd_app)."""
-    if config_path is not None and not Path(config_path).is_file():
-        raise UserError(f"--config: {config_path!r} does not exist. See configs/ for ready recipes.")
+    if config_path is not None:  # a file, or a preset name (`cifartui configs`); UnknownConfig lists them
+        config_path = str(presets.resolve(config_path))
+        if not Path(config_path).is_file():
+            raise UserError(f"--config: {config_path!r} is not a file. Give a YAML file or a preset name (cifartui configs).")
     if overrides:  # a bad --set stops here; a bad file opens in the form with its errors shown
         from cifartui import config as config_mod
         from cifartui.config import ConfigError

@@ -47,7 +47,6 @@ class RunData:
     def __init__(self, run_dir: str | Path | None = None):
         self.run_dir = Path(run_dir) if run_dir is not None else None
         self.record = RunRecord(self.run_dir)
-        self.steps: list[Step] = []  # every step event, for the charts (a resume drops those it redoes)
         self.logs: list[dict[str, Any]] = []  # the log lines shown: {"level", "message", "time"}
         self.error: dict[str, Any] | None = None  # the APP_ERROR pseudo-event
         self.phase: str = ""
@@ -95,9 +94,9 @@ class RunData:
         ev = event_from_dict(e)
         if ev is None:  # a type this version does not know, or one missing a field
             return
+        steps_before = len(self.record.steps)
         self.record.apply(ev)
         if isinstance(ev, Step):
-            self.steps.append(ev)
             gpu = e.get("gpu_mem_mb")  # the bridge's extra key: not part of the event
             if gpu is not None:
                 self.gpu_mem_mb = gpu
@@ -106,12 +105,8 @@ class RunData:
                               f"val loss {_f(ev.val_loss)} acc {_p(ev.val_acc)}" + ("  ★ best" if ev.is_best else ""),
                       when)
         elif isinstance(ev, RunStarted):
-            if ev.resumed_from_epoch:
-                # the record dropped the epochs the resume redoes; the charts drop their steps the same way
-                keep = int(ev.resumed_from_epoch)
-                if any(s.epoch >= keep for s in self.steps):
-                    self.steps = [s for s in self.steps if s.epoch < keep]
-                    self._series.clear()
+            if len(self.record.steps) < steps_before:  # the record dropped the steps a resume redoes
+                self._series.clear()
             self.phase = ""
             self.task = None
             if e.get("gpu_total_mb"):  # the bridge's extra key
@@ -161,6 +156,11 @@ class RunData:
     @property
     def last_step(self) -> Step | None:
         return self.record.last_step
+
+    @property
+    def steps(self) -> list[Step]:
+        """Every step event, for the charts (the record drops those a resume redoes)."""
+        return self.record.steps
 
     @property
     def class_names(self) -> list[str]:

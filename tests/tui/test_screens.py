@@ -178,7 +178,10 @@ async def test_config_open_dialog_lists_configs_and_run_configs(fixture_root):
         dialog = app.screen
         assert isinstance(dialog, OpenConfigScreen)
         names = [str(p) for p in dialog.paths]
-        assert any(n.endswith("configs/demo.yaml") for n in names)
+        from cifartui import presets
+
+        assert [str(p.path) for p in presets.presets()] == names[: len(presets.names())]  # the shipped presets first
+        assert not any(n.endswith("configs/demo.yaml") for n in names)  # the repository's copy of a preset: once
         run_cfg = fixture_root / C10 / "config.yaml"
         assert str(run_cfg) in names
         dialog.query_one(OptionList).highlighted = names.index(str(run_cfg))

@@ -117,6 +117,19 @@ def test_config_screen_80x24(snap_compare, fixture_root, monkeypatch):
     assert snap_compare(make_app("runs", config_path=config), terminal_size=(80, 24), run_before=before)
 
 
+def test_config_screen_field_help(snap_compare, fixture_root, monkeypatch):
+    """The focused field's help (its schema description, type and range) under the side panel."""
+    monkeypatch.chdir(REPO)
+    config = DATA.relative_to(REPO) / "snapshot.yaml"
+
+    async def before(pilot):
+        await settle(pilot)
+        pilot.app.set_focus(pilot.app.screen.query_one("#f-train--ema_decay"))
+        await settle(pilot)
+
+    assert snap_compare(make_app("runs", config_path=config), terminal_size=(160, 48), run_before=before)
+
+
 def test_compare_screen(snap_compare, in_fixture):
     async def before(pilot):
         await settle(pilot)
@@ -177,6 +190,30 @@ def test_sweep_screen(snap_compare, fixture_root, tmp_path, monkeypatch):
         table = pilot.app.screen.query_one(DataTable)
         table.move_cursor(row=[r.id for r in pilot.app.screen.shown].index(C10))
         await pilot.press("w")
+        await settle(pilot)
+
+    assert snap_compare(make_app("runs"), terminal_size=(160, 48), run_before=before)
+
+
+def test_runs_screen_tags_notes_archived(snap_compare, fixture_root, tmp_path, monkeypatch):
+    """Tags in their column, a note in the detail, an archived run hidden (the title says so), a query filter."""
+    import shutil
+
+    from cifartui.record.meta import add_tags, set_archived, set_note
+
+    root = tmp_path / "runs"
+    shutil.copytree(fixture_root, root)
+    monkeypatch.chdir(tmp_path)
+    add_tags(root / C10, ["baseline", "lr-sweep"])
+    set_note(root / C10, "warmup 2 epochs; try 3e-3 next")
+    set_archived(root / "20250603-080000-broken", True)
+
+    async def before(pilot):
+        await settle(pilot)
+        pilot.app.screen.query_one("#runs-filter").value = "model:resnet*"
+        await settle(pilot)
+        table = pilot.app.screen.query_one(DataTable)
+        table.move_cursor(row=[r.id for r in pilot.app.screen.shown].index(C10))
         await settle(pilot)
 
     assert snap_compare(make_app("runs"), terminal_size=(160, 48), run_before=before)

@@ -70,8 +70,9 @@ def write_run(root: Path, run_id: str, *, names: list[str], epochs: int = 5, don
               status: str = "completed", per_class_val: int = 4, per_class_test: int = 10, seed: int = 0,
               model: str = "resnet18", dataset: str = "cifar100", cfg: Config | None = None,
               pid: int | None = None, steps: int = 20, lr: float = 1e-3, samples: bool = True,
-              forced: dict | None = None) -> Path:
-    """A whole run: started, samples, steps, epochs with val evaluations, test, ended."""
+              forced: dict | None = None, fingerprints: bool = False) -> Path:
+    """A whole run: started, samples, steps, epochs with val evaluations, test, ended. ``fingerprints``: the
+    evaluations record one per split (runs written with the same sizes then compare as the same images)."""
     store = _store(root, run_id)
     n = len(names)
     done = epochs if done is None else done
@@ -105,7 +106,8 @@ def write_run(root: Path, run_id: str, *, names: list[str], epochs: int = 5, don
             best, best_epoch = val_acc, epoch
             store(Checkpoint(kind="best", path="best.pt", epoch=epoch, metric=val_acc, time=t + 1))
         store(Evaluation(split="val", epoch=epoch, loss=2.0 / epoch, top1=val_acc, top5=min(1.0, val_acc + 0.2),
-                         num_samples=len(tg), arrays=arrays, time=t + 2))
+                         num_samples=len(tg), arrays=arrays, time=t + 2,
+                         fingerprint=f"fixture-val-{len(tg)}" if fingerprints else None))
         store(EpochEnd(epoch=epoch, train_loss=2.4 / (epoch + 1), train_acc=acc_train, val_loss=2.0 / epoch, val_acc=val_acc,
                        val_top5=min(1.0, val_acc + 0.2), lr=lr * (1 - epoch / epochs), epoch_seconds=14.0, images_per_second=412.5,
                        best_val_acc=best, is_best=is_best, time=t + 3))
@@ -116,7 +118,8 @@ def write_run(root: Path, run_id: str, *, names: list[str], epochs: int = 5, don
         arrays = _arrays(tg, pr, pp, tp, n)
         test_acc = float(np.trace(arrays["confusion"]) / len(tg))
         store(Evaluation(split="test", epoch=best_epoch, loss=1.1, top1=test_acc, top5=min(1.0, test_acc + 0.2),
-                         num_samples=len(tg), arrays=arrays, time=t + 1))
+                         num_samples=len(tg), arrays=arrays, time=t + 1,
+                         fingerprint=f"fixture-test-{len(tg)}" if fingerprints else None))
         store(Log(message=f"Test top-1 {test_acc:.4f} with the best weights (epoch {best_epoch})", time=t + 2))
         store(RunEnded(status=status, reason=f"finished {epochs} epochs", epochs_done=done, best_val_acc=best,
                        best_epoch=best_epoch, test_acc=test_acc, time=t + 3))

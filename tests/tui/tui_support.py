@@ -5,15 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from support import TINY  # noqa: F401 - the one tiny config of the tests (tests/support.py)
+
 REPO = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).parent / "inputs"
 
-# A few seconds of real training on the CPU: synthetic data, timm's smallest ResNet.
-TINY = {
-    "data.source": "synthetic", "data.num_classes": 4, "data.train_size": 400, "data.test_size": 100,
-    "data.synthetic_size": 16, "model.name": "test_resnet", "model.pretrained": False, "train.epochs": 1,
-    "train.batch_size": 64, "train.log_interval": 1, "train.warmup_epochs": 0, "device": "cpu", "name": "tiny",
-}
 
 
 def make_app(root, **kwargs):

@@ -72,6 +72,7 @@ class ConfigScreen(Screen):
                 yield Static(id="cfg-status")
                 yield Static(id="cfg-warning", classes="warning-text")
                 yield Static(id="cfg-diff")
+                yield Static(id="cfg-help")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -162,6 +163,16 @@ class ConfigScreen(Screen):
     # -- side panel -----------------------------------------------------------------------------------
     def on_config_form_changed(self, event: "ConfigForm.Changed") -> None:
         self._refresh_side()
+
+    def on_config_form_field_focused(self, event: "ConfigForm.FieldFocused") -> None:
+        """The focused field's help (its schema description) and what it takes, under the side panel."""
+        spec = event.spec
+        help_text = Text(spec.path, style="bold cyan")
+        if spec.help:
+            help_text.append(f"\n{spec.help}")
+        if spec.hint or spec.choices:
+            help_text.append("\n" + (spec.hint or " | ".join(fmt_value(c) for c in spec.choices)), style="dim")
+        self.query_one("#cfg-help", Static).update(help_text)
 
     def _refresh_side(self) -> None:
         from cifartui import config as config_mod
@@ -255,7 +266,8 @@ class ConfigScreen(Screen):
             else:
                 self.load_path(path)
 
-        self.app.push_screen(OpenConfigScreen(self.cifar.config_files(), self.cifar.run_configs()), chosen)
+        self.app.push_screen(OpenConfigScreen(self.cifar.config_files(), self.cifar.run_configs(),
+                                              self.cifar.presets_listed()), chosen)
 
     def _valid_config(self) -> "Config | None":
         """The form's config once validated; None (and a notice) while it is loading or has errors."""
@@ -388,6 +400,10 @@ def _raw_yaml(path: Path) -> dict[str, Any]:
 
 
 def _display_path(path: Path) -> str:
+    from cifartui.presets import PRESET_DIR
+
+    if path.resolve().parent == PRESET_DIR:
+        return f"preset {path.stem}"
     try:
         return str(path.resolve().relative_to(Path.cwd().resolve()))
     except ValueError:

@@ -38,6 +38,7 @@ class ConfusionScreen(Screen):
         Binding("left_square_bracket", "eval_step(-1)", "Prev eval", key_display="["),
         Binding("right_square_bracket", "eval_step(1)", "Next eval", key_display="]"),
         Binding("tab", "switch_focus", "Matrix/pairs", show=False),
+        Binding("s", "suspects", "Suspects", tooltip="labels the model doubts (cleanlab); x marks images to leave out"),
     ]
 
     def __init__(self) -> None:
@@ -278,6 +279,13 @@ class ConfusionScreen(Screen):
         self.cifar.show_drilldown(data.run_dir, ev, self.arrays, self._names(), true, pred)
 
     # -- actions ----------------------------------------------------------------------------------------
+    def action_suspects(self) -> None:
+        data, ev = self._data, self._current_eval()
+        if data is None or data.run_dir is None:
+            return
+        shown = ev.split if ev is not None and ev.split in ("val", "test") else "test"
+        self.cifar.show_suspects(data.run_dir, ("train", shown))  # train first: what data.exclude thins
+
     def action_toggle_normalise(self) -> None:
         self.normalise = not self.normalise
         self.query_one(ConfusionMatrix).set_normalise(self.normalise)

@@ -18,14 +18,17 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
 
+from cifartui.tui.gpuwatch import GpuView, GpuWatch
 from cifartui.tui.rundata import RunData
 from cifartui.tui.widgets.curves import Chart, Curves
+from cifartui.tui.widgets.gpu_panel import GpuPanel
 from cifartui.tui.widgets.run_panels import DeviceLine, EventLog, FindingsPanel, MetricsTable, RunHeader, TrainProgress
 
 if TYPE_CHECKING:
     from cifartui.tui.app import CifarApp
 
 NARROW = 120
+GPU_INTERVAL = 2.0  # seconds between NVML reads while a run trains (NVML's utilisation is a ~1 s average)
 BOTTOM_PANES = ("metrics", "log", "findings")
 
 
@@ -63,6 +66,9 @@ class DashboardScreen(Screen):
         self._dirty = False
         self._applied_at = 0.0
         self._keys: dict[str, object] = {}
+        self._gpu = GpuWatch()
+        self._gpu_polled = 0.0
+        self._gpu_busy = False
 
     @property
     def cifar(self) -> "CifarApp":
@@ -71,6 +77,7 @@ class DashboardScreen(Screen):
     def compose(self) -> ComposeResult:
         yield RunHeader(id="run-header", classes="screen-title")
         yield DeviceLine(id="device")
+        yield GpuPanel(id="gpu")
         yield Static(id="run-error", classes="error-box")
         yield Curves(id="curves", min_interval=self.cifar.redraw_interval)
         yield TrainProgress(id="progress")
@@ -140,6 +147,29 @@ class DashboardScreen(Screen):
         if self._dirty and time.monotonic() - self._applied_at >= self.cifar.panel_interval:
             self._apply()
         curves.first().tick()
+        self._maybe_poll_gpu()
+
+    # -- the GPU panel: NVML on a worker thread, every GPU_INTERVAL s while the run in view runs -----------
+    def _maybe_poll_gpu(self) -> None:
+        data = self._shown
+        if data is None or not data.running or data.started is None or self._gpu_busy:
+            return
+        if time.monotonic() - self._gpu_polled < GPU_INTERVAL:
+            return
+        self._gpu_polled, self._gpu_busy = time.monotonic(), True
+        self._poll_gpu(data, data.started, training=data.last_step is not None and not data.phase)
+
+    @work(thread=True, exclusive=True, group="gpu", exit_on_error=False)  # a panel never takes the app down
+    def _poll_gpu(self, data: RunData, started, training: bool) -> None:
+        try:
+            view = self._gpu.poll(started, training)
+        finally:
+            self._gpu_busy = False
+        self.app.call_from_thread(self._show_gpu, data, view)
+
+    def _show_gpu(self, data: RunData, view: GpuView | None) -> None:
+        if data is self._shown and data.running and self.is_mounted:  # not a reading of a run no longer in view
+            self.query_one(GpuPanel).show(view)
 
     def _changed(self, panel: str, key: object, force: bool) -> bool:
         if not force and self._keys.get(panel) == key:
@@ -161,6 +191,11 @@ class DashboardScreen(Screen):
         gpu = round(d.gpu_mem_mb or 0, -1) if d else 0
         if self._changed("device", (id(d), d and bool(d.started), d and len(d.epochs), gpu), force):
             self.query_one(DeviceLine).show(data)
+        if d is None or not d.running:
+            if self._changed("gpu", (id(d), d and d.status), force):  # an ended run: the peaks it recorded, if any
+                self.query_one(GpuPanel).show(None, d.ended.gpu_peak if d is not None and d.ended is not None else None)
+        elif self._changed("gpu", id(d), False):  # another run in view: its own figures come with the next poll
+            self.query_one(GpuPanel).show(None)
         if self._changed("error", (id(d), d and d.error is not None), force):
             err = self.query_one("#run-error", Static)
             if data is not None and data.error is not None:

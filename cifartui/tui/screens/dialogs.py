@@ -86,14 +86,19 @@ class HelpScreen(ModalScreen[None]):
 
 
 class OpenConfigScreen(ModalScreen[Path | None]):
-    """Pick a YAML from the configs folders or a past run's config, or type a path."""
+    """Pick a shipped preset, a YAML from the configs folders or a past run's config, or type a path or a
+    preset name."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, configs: list[Path], runs: list[tuple[str, Path]]) -> None:
+    def __init__(self, configs: list[Path], runs: list[tuple[str, Path]],
+                 presets: list[tuple[str, Path]] = ()) -> None:
         super().__init__()
         self.paths: list[Path] = []
         options: list[Option] = []
+        for label, p in presets:
+            self.paths.append(p)
+            options.append(Option(f"preset  {label}"))
         for p in configs:
             self.paths.append(p)
             options.append(Option(f"config  {p}"))
@@ -106,7 +111,7 @@ class OpenConfigScreen(ModalScreen[Path | None]):
         with Vertical(id="open", classes="dialog wide"):
             yield Label("Open a config (enter), or type a path", classes="dialog-title")
             yield OptionList(*self.options, id="open-list", compact=True)
-            yield Input(placeholder="path/to/config.yaml", id="open-path", compact=True)
+            yield Input(placeholder="path/to/config.yaml or a preset name", id="open-path", compact=True)
             yield Static("", id="open-error", classes="error-text")
 
     def on_mount(self) -> None:
@@ -121,9 +126,15 @@ class OpenConfigScreen(ModalScreen[Path | None]):
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        p = Path(event.value.strip()).expanduser()
+        from cifartui.presets import UnknownConfig, resolve
+
+        try:
+            p = resolve(event.value.strip())  # a path that exists wins, else a preset name
+        except UnknownConfig as exc:
+            self.query_one("#open-error", Static).update(str(exc))
+            return
         if not p.is_file():
-            self.query_one("#open-error", Static).update(f"{p}: no such file")
+            self.query_one("#open-error", Static).update(f"{p}: not a file")
             return
         self.dismiss(p)
 
@@ -200,6 +211,42 @@ class QueueScreen(ModalScreen[list[str] | None]):
             self.query_one("#queue-error", Static).update(error)
             return
         self.dismiss(items)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class PromptScreen(ModalScreen[str | None]):
+    """One line of text (a run's tags, its note): dismisses with it on enter, ``None`` on escape.
+
+    ``check`` returns an error message for text it refuses (the dialog stays open with it), or ""."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+
+    def __init__(self, title: str, value: str = "", help: str = "", check=None) -> None:
+        super().__init__()
+        self.title_text, self.value, self.help_text = title, value, help
+        self.check = check or (lambda text: "")
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="prompt-dialog", classes="dialog"):
+            yield Label(self.title_text, classes="dialog-title")
+            if self.help_text:
+                yield Static(self.help_text, classes="dialog-body")
+            yield Input(value=self.value, id="prompt-input", compact=True)
+            yield Static("enter saves · escape cancels", classes="dim")
+            yield Static("", id="prompt-error", classes="error-text")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        error = self.check(event.value)
+        if error:
+            self.query_one("#prompt-error", Static).update(error)
+            return
+        self.dismiss(event.value)
 
     def action_cancel(self) -> None:
         self.dismiss(None)

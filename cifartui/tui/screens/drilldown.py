@@ -1,5 +1,6 @@
 """Drilldown: the images of true class A predicted as B, most confident mistakes first, each with its
-predicted probability; the B-as-A count beside (``s`` swaps to those images)."""
+predicted probability; the B-as-A count beside (``s`` swaps to those images). Other screens may hand it lists
+of images instead (:class:`~cifartui.tui.image_sets.ImageSet`, the Diff screen's flips): ``s`` steps through them."""
 
 from __future__ import annotations
 
@@ -11,14 +12,15 @@ from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from cifartui.record.events import Evaluation
 from cifartui.record.store import load_samples
+from cifartui.tui.cam_view import CamMixin
 from cifartui.tui.formatting import pct
-from cifartui.tui.widgets.thumbnails import HalfBlockImage, ThumbGrid
+from cifartui.tui.image_sets import ImageSet
+from cifartui.tui.widgets.thumbnails import HalfBlockImage, ThumbGrid, show_large, thumbnail_screen_layout
 
 if TYPE_CHECKING:
     from cifartui.tui.app import CifarApp
@@ -36,15 +38,18 @@ def pair_indices(arrays: dict[str, np.ndarray], true: int, pred: int) -> np.ndar
     return idx
 
 
-class DrilldownScreen(Screen):
+class DrilldownScreen(CamMixin, Screen):
     BINDINGS = [
         Binding("escape,backspace", "back", "Back"),
         Binding("s", "swap", "Swap A/B"),
+        *CamMixin.CAM_BINDINGS,
     ]
 
     def __init__(self, run_dir: Path, evaluation: Evaluation, arrays: dict[str, np.ndarray], names: list[str],
-                 true: int, pred: int) -> None:
+                 true: int, pred: int, sets: list[ImageSet] | None = None) -> None:
         super().__init__()
+        self.sets = list(sets or [])  # lists of images to show instead of the (true, pred) cell
+        self.set_index = 0
         self.run_dir = Path(run_dir)
         self.evaluation = evaluation
         self.arrays = arrays
@@ -59,16 +64,7 @@ class DrilldownScreen(Screen):
         return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
-        yield Static(id="dd-title", classes="screen-title")
-        with Horizontal(id="dd-body"):
-            yield ThumbGrid(id="thumbs", side=16)
-            with Vertical(id="dd-detail"):
-                image_cls = self.cifar.graphics_image_cls
-                if image_cls is not None:  # the terminal speaks a graphics protocol (kitty, sixel)
-                    yield image_cls(id="dd-big-img")
-                yield Static(id="dd-big")
-                yield Static(id="dd-info")
-        yield Footer()
+        yield from thumbnail_screen_layout(self.cifar.graphics_image_cls)
 
     def on_mount(self) -> None:
         self._show_pair()
@@ -92,18 +88,7 @@ class DrilldownScreen(Screen):
 
     # -- drawing ----------------------------------------------------------------------------------------
     def _show_pair(self) -> None:
-        a, b = self.true, self.pred
-        self.indices = pair_indices(self.arrays, a, b)
-        conf = self.arrays["confusion"]
-        ev = self.evaluation
-        t = Text()
-        t.append(f"{ev.split} epoch {ev.epoch}: ", style="dim")
-        t.append(f"true {self.names[a]}", style="bold cyan")
-        t.append(" predicted as " if a != b else " predicted correctly as ")
-        t.append(self.names[b], style="bold magenta")
-        t.append(f": {int(conf[a, b])} image{'s' if int(conf[a, b]) != 1 else ''}")
-        if a != b:
-            t.append(f"   ·   {self.names[b]} as {self.names[a]}: {int(conf[b, a])}", style="yellow")
+        self.indices, t = self._set_title() if self.sets else self._pair_title()
         if len(self.indices) > MAX_ITEMS:
             t.append(f"   (showing the {MAX_ITEMS} most confident)", style="dim")
         self.query_one("#dd-title", Static).update(t)
@@ -117,6 +102,27 @@ class DrilldownScreen(Screen):
             grid.select(0)
         else:
             self._detail(None)
+
+    def _pair_title(self) -> tuple[np.ndarray, Text]:
+        a, b = self.true, self.pred
+        conf = self.arrays["confusion"]
+        ev = self.evaluation
+        t = Text()
+        t.append(f"{ev.split} epoch {ev.epoch}: ", style="dim")
+        t.append(f"true {self.names[a]}", style="bold cyan")
+        t.append(" predicted as " if a != b else " predicted correctly as ")
+        t.append(self.names[b], style="bold magenta")
+        t.append(f": {int(conf[a, b])} image{'s' if int(conf[a, b]) != 1 else ''}")
+        if a != b:
+            t.append(f"   ·   {self.names[b]} as {self.names[a]}: {int(conf[b, a])}", style="yellow")
+        return pair_indices(self.arrays, a, b), t
+
+    def _set_title(self) -> tuple[np.ndarray, Text]:
+        chosen = self.sets[self.set_index]
+        t = Text(chosen.title, style="bold")
+        if len(self.sets) > 1:
+            t.append(f"   ·   s: next list ({self.set_index + 1} of {len(self.sets)})", style="dim")
+        return np.asarray(chosen.indices, dtype=np.int64), t
 
     def _image(self, i: int) -> np.ndarray | None:
         if self.images is None or i >= len(self.images):
@@ -134,16 +140,10 @@ class DrilldownScreen(Screen):
             big.update("")
             info.update(Text("no image in this cell", style="dim"))
             return
-        img = self._image(i)
-        graphic = self.query("#dd-big-img")
-        if img is not None and graphic:
-            from PIL import Image as PILImage
-
-            graphic.first().image = PILImage.fromarray(np.ascontiguousarray(img)).resize((128, 128), PILImage.NEAREST)
-            big.update("")
-        elif img is not None:
-            room = self.query_one("#dd-detail").content_size.width or 32
-            big.update(HalfBlockImage(img, max(8, min(32, room) // 2 * 2)))
+        img = self.cam_overlay(i)
+        img = self._image(i) if img is None else img
+        if img is not None:
+            show_large(self, img)
         elif self.samples_loaded:
             big.update(Text("this run saved no thumbnails\n(output.save_samples: false)", style="dim"))
         else:
@@ -155,16 +155,37 @@ class DrilldownScreen(Screen):
         t.append(self.names[tgt], style="cyan")
         if "true_prob" in self.arrays:
             t.append(f"  p={float(self.arrays['true_prob'][i]):.3f}")
-        t.append("\npred  ", style="dim")
+        chosen = self.sets[self.set_index] if self.sets else None
+        label = ""
+        if chosen is not None and chosen.other is not None:  # the prediction it is compared with, first
+            other, label = chosen.other, f"{chosen.label} "
+            t.append(f"\n{chosen.other_label} pred  ", style="dim")
+            t.append(self.names[int(other["preds"][i])], style="magenta")
+            if "pred_prob" in other:
+                t.append(f"  p={float(other['pred_prob'][i]):.3f}")
+        t.append(f"\n{label}pred  ", style="dim")
         t.append(self.names[prd], style="magenta")
         if "pred_prob" in self.arrays:
             t.append(f"  p={float(self.arrays['pred_prob'][i]):.3f}")
         t.append(f"\n{pct(float(self.arrays['pred_prob'][i]) if 'pred_prob' in self.arrays else None, 1)} sure", style="dim")
+        t.append_text(self.cam_note(i))
         info.update(t)
+
+    # -- class activation maps (cam_view.py) --------------------------------------------------------------
+    @property
+    def cam_split(self) -> str:
+        return str(self.evaluation.split)
+
+    def cam_index(self) -> int | None:
+        selected = self.query_one(ThumbGrid).selected
+        return int(self.indices[selected]) if selected < min(len(self.indices), MAX_ITEMS) else None
 
     # -- actions ----------------------------------------------------------------------------------------
     def action_swap(self) -> None:
-        self.true, self.pred = self.pred, self.true
+        if self.sets:
+            self.set_index = (self.set_index + 1) % len(self.sets)
+        else:
+            self.true, self.pred = self.pred, self.true
         self._show_pair()
 
     def action_back(self) -> None:

@@ -1,25 +1,34 @@
-"""Runs screen: every run under the root, sortable and filterable, with status; open (and follow a
-live one), compare 2-4, resume, fine-tune from a run."""
+"""Runs screen: every run under the root, sortable and filterable (the query of ``cifartui runs --filter``),
+with status and tags; open (and follow a live one), compare 2-4, resume, fine-tune from a run; tag, note,
+archive and delete (``cifartui.tui.runs_meta``)."""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Static
 
+from cifartui.errors import UserError
+from cifartui.record.query import filter_runs, parse_query
 from cifartui.record.store import RunSummary, list_runs
 from cifartui.tui.formatting import STATUS_STYLE, fmt_value, pct
+from cifartui.tui.runs_meta import FILTER_PLACEHOLDER, META_BINDINGS, RunMetaActions, parse_filter
 
 if TYPE_CHECKING:
     from cifartui.tui.app import CifarApp
 
 SORTS = ("date", "best", "name")
-COLUMNS = ("", "run", "status", "epochs", "best val", "test", "model", "data")
+COLUMNS = ("", "run", "status", "epochs", "best val", "test", "model", "data", "tags")
+# The table holds at most this many rows (the first by the current sort): a DataTable measures every cell it
+# holds, so 10,000 rows took seconds to paint. The filter reaches the others.
+MAX_ROWS = 1000
 
 
 class RunsTable(DataTable):
@@ -28,7 +37,7 @@ class RunsTable(DataTable):
     BINDINGS = [Binding("enter", "select_cursor", "Open/follow")]
 
 
-class RunsScreen(Screen):
+class RunsScreen(RunMetaActions, Screen):
     BINDINGS = [
         Binding("enter", "open", "Open/follow", show=False),
         Binding("c", "open_confusion", "Confusion"),
@@ -36,11 +45,14 @@ class RunsScreen(Screen):
         Binding("o", "cycle_sort", "Sort"),
         Binding("space", "mark", "Mark"),
         Binding("m", "compare", "Compare"),
+        Binding("D", "diff", "Diff", key_display="D",
+                tooltip="two marked runs (the first marked is A), or the highlighted run's epochs: what changed"),
         Binding("R", "resume", "Resume", key_display="R"),
         Binding("F", "fine_tune", "Fine-tune", key_display="F"),
         Binding("w", "sweep", "Sweep", tooltip="the highlighted run's sweep: its runs side by side"),
         Binding("g", "reload", "Reload", show=False),
         Binding("escape", "clear_filter", "Clear filter", show=False),
+        *META_BINDINGS,
     ]
 
     def __init__(self) -> None:
@@ -48,6 +60,11 @@ class RunsScreen(Screen):
         self.sort = "date"
         self.descending = True
         self.filter_text = ""
+        self.run_query = parse_query("")  # the filter applied: the last text typed that parsed
+        self.show_archived = False
+        self._rows: dict[str, tuple] = {}  # the table's cells by run id, as last put
+        self._listing_lock = threading.Lock()
+        self._loading = False  # a reload thread is at work: the timer starts no second one
         self.marked: list[str] = []
         self.runs: list[RunSummary] = []
         self.shown: list[RunSummary] = []
@@ -59,8 +76,8 @@ class RunsScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Static(id="runs-title", classes="screen-title")
-        yield Input(placeholder="filter: text in id, name, model, data or status (/ to focus, escape clears)",
-                    id="runs-filter", compact=True)
+        yield Input(placeholder=FILTER_PLACEHOLDER, id="runs-filter", compact=True)
+        yield Static(id="runs-filter-note", classes="error-text")
         yield RunsTable(id="runs-table", cursor_type="row", zebra_stripes=True)
         yield Static(id="runs-empty", classes="empty-note")
         yield Static(id="runs-detail")
@@ -76,17 +93,50 @@ class RunsScreen(Screen):
         self.set_interval(self.cifar.runs_refresh_interval, self._auto_reload)
 
     def on_screen_resume(self) -> None:
-        self.reload()
+        self._start_reload()  # off the UI thread: back on this screen (or just mounted) at once
 
     def _auto_reload(self) -> None:
         if self.app.screen is self:
-            self.reload()
+            self._start_reload()
+
+    def _start_reload(self) -> None:
+        if not self._loading:  # one at a time: a slow listing never piles up threads
+            self._loading = True
+            self._load_in_background()
+
+    def _list_runs(self) -> list[RunSummary]:
+        with self._listing_lock:  # the UI thread (after a change) and the reload thread share the cache
+            return list_runs(self.cifar.root, self.cifar.runs_cache)
+
+    @work(thread=True, group="runs-reload")
+    def _load_in_background(self) -> None:
+        """The periodic reload, off the UI thread, one at a time; unchanged ended runs are not read again (the
+        listing cache) and the table changes only where a run changed. A cfg filter term reads new configs here
+        too (into the root's config cache)."""
+        from cifartui.queue import list_entries
+
+        try:
+            runs, entries = self._list_runs(), list_entries(self.cifar.root)
+            if self.run_query.needs_config:
+                filter_runs(runs, self.run_query)
+            self.app.call_from_thread(self._loaded, runs, entries)
+        except RuntimeError:  # the app is closing
+            pass
+        finally:
+            self._loading = False
+
+    def _loaded(self, runs: list[RunSummary], entries: list) -> None:
+        if not self.is_attached:
+            return
+        self.runs, self.entries = runs, entries
+        self._fill()
+        self._show_queue()
 
     # -- data -----------------------------------------------------------------------------------------
     def reload(self) -> None:
         from cifartui.queue import list_entries
 
-        self.runs = list_runs(self.cifar.root)
+        self.runs = self._list_runs()
         self.entries = list_entries(self.cifar.root)
         self._fill()
         self._show_queue()
@@ -112,8 +162,9 @@ class RunsScreen(Screen):
     def _fill(self) -> None:
         table = self.query_one(DataTable)
         keep = self._highlighted_id()
-        q = self.filter_text.lower()
-        shown = [r for r in self.runs if not q or any(q in str(v).lower() for v in (r.id, r.name, r.model, r.dataset, r.status))]
+        visible = self.runs if self.show_archived else [r for r in self.runs if not r.archived]
+        shown = filter_runs(visible, self.run_query)
+        matched = len(shown)
         if self.sort == "date":
             shown.sort(key=lambda r: r.id, reverse=self.descending)
         elif self.sort == "best":
@@ -121,21 +172,24 @@ class RunsScreen(Screen):
         else:
             shown.sort(key=lambda r: (r.name, r.id), reverse=self.descending)
         shown.sort(key=lambda r: r.status != "running")  # live runs on top, whatever the sort (a stable sort)
-        self.shown = shown
-        table.clear()
-        for r in shown:
-            mark = Text("✓", style="bold #e8c547") if r.id in self.marked else ""
-            table.add_row(mark, r.id, Text(r.status, style=STATUS_STYLE.get(r.status, "")),
-                          f"{r.epochs_done}/{r.epochs}", pct(r.best_val_acc), pct(r.test_acc), r.model, r.dataset, key=r.id)
+        self.shown = shown = shown[:MAX_ROWS]
+        self._put_rows(table, {r.id: self._row(r) for r in shown})
         if keep is not None and keep in [r.id for r in shown]:
             table.move_cursor(row=[r.id for r in shown].index(keep), animate=False)
         arrow = "↓" if self.descending else "↑"
         t = Text("Runs  ", style="bold")
-        t.append(f"{self.cifar.root}  ·  {len(shown)} of {len(self.runs)}  ·  sorted by {self.sort} {arrow}")
+        t.append(f"{self.cifar.root}  ·  {matched} of {len(self.runs)}  ·  sorted by {self.sort} {arrow}")
+        if matched > len(shown):
+            t.append(f"  ·  the first {len(shown):,} shown (filter for the others)", style="yellow")
+        hidden = len(self.runs) - len(visible)
+        if hidden:
+            t.append(f"  ·  {hidden} archived hidden (A shows)", style="dim")
+        elif self.show_archived:
+            t.append("  ·  archived shown (A hides)", style="dim")
         if self.filter_text:
             t.append(f"  ·  filter '{self.filter_text}'", style="yellow")
         if self.marked:
-            t.append(f"  ·  marked {len(self.marked)} (m compares)", style="#e8c547")
+            t.append(f"  ·  marked {len(self.marked)} (m compares, D diffs two)", style="#e8c547")
         self.query_one("#runs-title", Static).update(t)
         self._detail()
         empty = self.query_one("#runs-empty", Static)
@@ -144,6 +198,27 @@ class RunsScreen(Screen):
             empty.update(f"No runs under {self.cifar.root} yet: press e for the Config screen, then s to train.")
         elif not shown:
             empty.update("No run matches the filter (escape clears it).")
+
+    def _row(self, r: RunSummary) -> tuple:
+        mark = Text("✓", style="bold #e8c547") if r.id in self.marked else ""
+        run = Text(r.id, style="dim italic") if r.archived else r.id
+        return (mark, run, Text(r.status, style=STATUS_STYLE.get(r.status, "")), f"{r.epochs_done}/{r.epochs}",
+                pct(r.best_val_acc), pct(r.test_acc), r.model, r.dataset, ",".join(r.tags))
+
+    def _put_rows(self, table: DataTable, rows: dict[str, tuple]) -> None:
+        """The same runs in the same order: only the cells that changed are updated (a live run's figures every
+        few seconds), so the cursor and the scroll stay; otherwise the table is filled again."""
+        before = self._rows
+        if list(rows) == list(before):
+            for rid, cells in rows.items():
+                for col, old, new in zip(COLUMNS, before[rid], cells):
+                    if old != new:
+                        table.update_cell(rid, col or "mark", new)
+        else:
+            table.clear()
+            for rid, cells in rows.items():
+                table.add_row(*cells, key=rid)
+        self._rows = rows
 
     def _highlighted_id(self) -> str | None:
         table = self.query_one(DataTable)
@@ -176,8 +251,14 @@ class RunsScreen(Screen):
             t.append(f", best val {pct(r.best_val_acc)} at epoch {r.best_epoch}")
         if r.world_size > 1:
             t.append(f", {r.world_size} processes")
+        if r.archived:
+            t.append("  (archived)", style="dim")
         if r.reason:
             t.append(f"\n{r.status}: {r.reason}", style=STATUS_STYLE.get(r.status, ""))
+        if r.tags or r.note:
+            t.append("\n")
+            t.append(f"tags {', '.join(r.tags)}  " if r.tags else "", style="#e8c547")
+            t.append(f"note {' '.join(r.note.splitlines())}" if r.note else "", style="italic")
         box.update(t)
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
@@ -194,12 +275,33 @@ class RunsScreen(Screen):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "runs-filter":
-            self.filter_text = event.value.strip()
-            self._fill()
+            self._set_filter(event.value.strip(), submitted=False)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "runs-filter":
+        if event.input.id == "runs-filter" and self._set_filter(event.value.strip(), submitted=True):
             self.query_one(DataTable).focus()
+
+    def _set_filter(self, text: str, submitted: bool) -> bool:
+        """Apply the query as typed; a bad term is named under the field (the last good filter stays). cfg terms
+        read every run's config the first time: they apply on enter, read off the UI thread."""
+        note = self.query_one("#runs-filter-note", Static)
+        try:
+            query = parse_filter(text)
+        except UserError as exc:
+            note.update(str(exc).splitlines()[0])
+            note.display = True
+            return False
+        if query.needs_config and not submitted:
+            note.update("enter applies the cfg terms")
+            note.display = True
+            return False
+        note.display = False
+        self.filter_text, self.run_query = text, query
+        if query.needs_config:
+            self._start_reload()
+        else:
+            self._fill()
+        return True
 
     # -- actions ----------------------------------------------------------------------------------------
     def action_open(self) -> None:
@@ -218,7 +320,8 @@ class RunsScreen(Screen):
     def action_clear_filter(self) -> None:
         field = self.query_one("#runs-filter", Input)
         field.value = ""
-        self.filter_text = ""
+        self.filter_text, self.run_query = "", parse_query("")
+        self.query_one("#runs-filter-note", Static).display = False
         self._fill()
         self.query_one(DataTable).focus()
 
@@ -251,6 +354,22 @@ class RunsScreen(Screen):
             self.notify("mark 2 to 4 runs with space, then press m", severity="warning")
             return
         self.cifar.show_compare([Path(r.path) for r in chosen])
+
+    def action_diff(self) -> None:
+        """Two marked runs (A: marked first); one marked and another highlighted; else the highlighted run's epochs."""
+        by_id = {r.id: r for r in self.runs}
+        marked = [by_id[m] for m in self.marked if m in by_id]
+        here = self._highlighted()
+        if len(marked) > 2:
+            self.notify("D compares two runs: unmark all but two (the first marked is A, the baseline)",
+                        severity="warning")
+            return
+        if len(marked) == 1 and here is not None and here.id != marked[0].id:
+            marked.append(here)
+        if len(marked) == 2:
+            self.cifar.show_diff([Path(marked[0].path), Path(marked[1].path)])
+        elif here is not None:
+            self.cifar.show_diff([Path(here.path)])
 
     def action_sweep(self) -> None:
         r = self._highlighted()

@@ -35,6 +35,7 @@ class FieldSpec:
     optional: bool
     choices: tuple[Any, ...] = ()
     hint: str = ""
+    help: str = ""  # the schema's Field(description=...): a short line on what the field does
 
     @property
     def widget_id(self) -> str:
@@ -99,7 +100,8 @@ def schema_fields(model: type[BaseModel] = Config, prefix: str = "") -> list[Fie
             sections.extend(schema_fields(info.annotation, f"{prefix}{name}."))
             continue
         kind, optional, choices = _kind(info.annotation)
-        leaves.append(FieldSpec(f"{prefix}{name}", kind, optional, tuple(choices), _hint(kind, optional, info.metadata)))
+        leaves.append(FieldSpec(f"{prefix}{name}", kind, optional, tuple(choices), _hint(kind, optional, info.metadata),
+                                info.description or ""))
     return leaves + sections
 
 
@@ -190,6 +192,13 @@ class ConfigForm(VerticalScroll):
             super().__init__()
             self.form, self.config, self.errors = form, config, errors
 
+    class FieldFocused(Message):
+        """A field took the focus: the screen shows its help (``spec.help``, ``spec.hint``)."""
+
+        def __init__(self, spec: FieldSpec) -> None:
+            super().__init__()
+            self.spec = spec
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.specs = schema_fields()
@@ -208,14 +217,18 @@ class ConfigForm(VerticalScroll):
                 section = sec
                 yield Label(sec, classes="form-section")
             # a two-column grid (label, input): no container per row, fewer widgets to style
-            yield Label(spec.path.split(".")[-1], classes="field-label", id=f"lbl-{spec.widget_id}")
+            label = Label(spec.path.split(".")[-1], classes="field-label", id=f"lbl-{spec.widget_id}")
             if spec.kind == "bool":
-                yield BoolField(id=spec.widget_id, classes="field-input field-bool")
+                field = BoolField(id=spec.widget_id, classes="field-input field-bool")
             elif spec.kind == "choice":
                 options = [(fmt_value(c), c) for c in spec.choices]
-                yield Select(options, allow_blank=False, id=spec.widget_id, compact=True, classes="field-input")
+                field = Select(options, allow_blank=False, id=spec.widget_id, compact=True, classes="field-input")
             else:
-                yield Input(placeholder=spec.hint, id=spec.widget_id, compact=True, classes="field-input")
+                field = Input(placeholder=spec.hint, id=spec.widget_id, compact=True, classes="field-input")
+            if spec.help:  # on hover; the focused field's help also shows in the screen's side panel
+                label.tooltip = field.tooltip = spec.help
+            yield label
+            yield field
 
     # -- values -----------------------------------------------------------------------------------
     def load(self, cfg: Config) -> None:
@@ -321,6 +334,13 @@ class ConfigForm(VerticalScroll):
     def _validate_pending(self) -> None:
         self._pending = False
         self.validate_now()
+
+    def on_descendant_focus(self, event) -> None:
+        spec = self.by_id.get(getattr(event.widget, "id", None) or "")
+        if spec is None and event.widget.parent is not None:  # a Select's inner parts
+            spec = self.by_id.get(event.widget.parent.id or "")
+        if spec is not None:
+            self.post_message(self.FieldFocused(spec))
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()

@@ -4,6 +4,10 @@ Only the visible rows are rendered (``render_line``), and each row's cells are r
 cached :class:`Strip` for the current zoom/mode/order; moving the cursor re-renders one row and the
 header, not the matrix. The row labels (true class) and the column header (predicted class) stay in
 place while the cells scroll. A 100x100 matrix therefore paints as fast as a 10x10 one.
+
+``diverging=True`` shows a matrix of changes (the Diff screen's B minus A) with the same navigation: a cell
+is blue where B does better (more right on the diagonal, fewer mistakes off it) and red where it does worse,
+deeper the larger the change; percentages are of the row's images (``support``).
 """
 
 from __future__ import annotations
@@ -28,6 +32,8 @@ _BASE = (30, 32, 40)
 _OFF = (214, 69, 65)
 _DIAG = (46, 160, 90)
 _BLOCK = (44, 48, 70)
+_BETTER = (66, 133, 230)  # diverging mode: blue and red (told apart with the commonest colour blindness too)
+_WORSE = _OFF
 
 
 def _mix(a: tuple[int, int, int], b: tuple[int, int, int], t: float) -> str:
@@ -83,6 +89,8 @@ class ConfusionMatrix(ScrollView, can_focus=True):
         self._cache: dict[int, Strip] = {}  # row -> its cells at the current zoom/mode/order
         self._lines: dict[tuple, Strip] = {}  # (row, scroll x, width) -> the finished line
         self.label_w = 8
+        self.diverging = False
+        self._scale = 1  # diverging mode: the largest |change|, the deepest colour
 
     # -- data -------------------------------------------------------------------------------------
     @property
@@ -90,8 +98,10 @@ class ConfusionMatrix(ScrollView, can_focus=True):
         return len(self.order)
 
     def set_data(self, confusion: np.ndarray, names: list[str], order: list[int] | None = None,
-                 normalise: bool | None = None, blocks: list[int] | None = None) -> None:
-        """New matrix / order / mode. The cursor stays on the same (true, pred) classes."""
+                 normalise: bool | None = None, blocks: list[int] | None = None, diverging: bool = False,
+                 support: np.ndarray | None = None) -> None:
+        """New matrix / order / mode. The cursor stays on the same (true, pred) classes. ``diverging``: a matrix of
+        signed changes, whose rows' images are ``support`` (its own rows sum to zero)."""
         keep = self.cursor_classes() if self.n else None
         c = np.asarray(confusion)
         self.confusion = c
@@ -100,8 +110,10 @@ class ConfusionMatrix(ScrollView, can_focus=True):
         self.blocks = blocks
         if normalise is not None:
             self.normalise = normalise
-        support = c.sum(1, keepdims=True).astype(np.float64)
-        self._norm = c / np.maximum(support, 1)
+        self.diverging = diverging
+        rows = (np.asarray(support) if support is not None else c.sum(1)).reshape(-1, 1).astype(np.float64)
+        self._norm = c / np.maximum(rows, 1)
+        self._scale = max(1, int(np.abs(c).max(initial=0)))
         longest = max((len(x) for x in self.names), default=4)
         self.label_w = min(max(longest, 6), 16) + 1
         self._relayout()
@@ -243,6 +255,8 @@ class ConfusionMatrix(ScrollView, can_focus=True):
         count = int(self.confusion[i, j])
         share = float(self._norm[i, j])
         w = self.cell_w
+        if count != 0 and self.diverging:
+            return self._change_cell(i, j, count, share)
         if count == 0:
             bg = _mix(_BASE, _BLOCK, 1.0) if self.blocks is not None and self.blocks[r] == self.blocks[c] else _mix(_BASE, _BASE, 0)
             text = ("·".rjust(w) if w >= 2 else " ")
@@ -257,6 +271,18 @@ class ConfusionMatrix(ScrollView, can_focus=True):
             text = f"{100 * share:.0f}"
         else:
             text = str(count) if len(str(count)) < w else "+" * (w - 1)
+        return text.rjust(w), Style(bgcolor=bg, color=fg, bold=i == j)
+
+    def _change_cell(self, i: int, j: int, change: int, share: float) -> tuple[str, Style]:
+        better = (change > 0) == (i == j)  # more right answers, or fewer of this mistake
+        t = 0.3 + 0.7 * math.sqrt(abs(change) / self._scale)
+        bg = _mix(_BASE, _BETTER if better else _WORSE, t)
+        fg = "#101010" if t > 0.7 else "#f0f0f0"
+        w = self.cell_w
+        if w < 4:
+            return " " * w, Style(bgcolor=bg, color=fg)
+        text = f"{100 * share:+.0f}" if self.normalise else f"{change:+d}"
+        text = text if len(text) < w else ("+" if change > 0 else "-") * (w - 1)
         return text.rjust(w), Style(bgcolor=bg, color=fg, bold=i == j)
 
     def _row_cells(self, r: int) -> Strip:

@@ -184,6 +184,7 @@ class Curves(Horizontal):
             ("train (running)", acc_x, acc_y, "gray"),
             ("train", *d.epoch_series("train_acc"), "cyan"),
             ("val", *d.epoch_series("val_acc"), "orange"),
+            ("val EMA", *d.epoch_series("val_acc_ema"), "magenta"),  # train.ema only (an empty series is not drawn)
         ], xmax)
         lr = d.step_series("lr", lr_chart.points)
         if not lr[0]:

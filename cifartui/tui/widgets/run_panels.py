@@ -98,23 +98,30 @@ class TrainProgress(Static):
 
 
 class MetricsTable(Static):
-    """One row per epoch; the best validation accuracy marked."""
+    """One row per epoch; the best validation accuracy marked. Under train.ema an "EMA acc" column (the
+    moving average's validation accuracy); under Mixup/CutMix "train acc" reads "-" (see the note)."""
 
     def show(self, d: RunData | None) -> None:
         table = Table(expand=True, box=None, padding=(0, 1), header_style="bold", row_styles=["", "on #1c1f26"])
+        epochs = d.epochs if d else []
+        ema = any(e.val_acc_ema is not None for e in epochs)
         for col, just in (("ep", "right"), ("train loss", "right"), ("train acc", "right"), ("val loss", "right"),
-                          ("val acc", "right"), ("top-5", "right"), ("lr", "right"), ("time", "right"), ("img/s", "right")):
+                          ("val acc", "right"), *((("EMA acc", "right"),) if ema else ()), ("top-5", "right"),
+                          ("lr", "right"), ("time", "right"), ("img/s", "right")):
             table.add_column(col, justify=just, no_wrap=True)
         best = d.best_epoch if d else None
-        for e in d.epochs if d else []:  # in epoch order
+        for e in epochs:  # in epoch order
             mark = e is best
             table.add_row(
                 f"{'★' if mark else ' '}{e.epoch}", num(e.train_loss), pct(e.train_acc),
-                num(e.val_loss), pct(e.val_acc), pct(e.val_top5), num(e.lr, ".2e"),
-                duration(e.epoch_seconds), num(e.images_per_second, ",.0f"),
+                num(e.val_loss), pct(e.val_acc), *((pct(e.val_acc_ema),) if ema else ()), pct(e.val_top5),
+                num(e.lr, ".2e"), duration(e.epoch_seconds), num(e.images_per_second, ",.0f"),
                 style="bold green" if mark else None,
             )
         parts: list = [table]
+        if any(e.train_acc is None for e in epochs):
+            parts.append(Text("train acc -: Mixup/CutMix mix the targets, so no train accuracy is measured; "
+                              "train loss is the loss against the mixed targets", style="dim"))
         if d is not None:
             test = d.record.test  # the latest test evaluation
             if test is not None:

@@ -1,0 +1,140 @@
+"""The dashboard's GPU panel and the end-of-run alerts, on fixture runs (no torch).
+
+This machine has no NVIDIA driver: the first test is the real absence of NVML; the others put a fake
+``pynvml`` module (tests/fake_nvml.py) in its place to show the figures and the "input-bound?" hint. The
+alerts test captures what the app writes to the terminal (Textual's headless driver writes nowhere).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+
+import pytest
+
+import cifartui.tui.screens.dashboard as dashboard
+from cifartui.config import Config
+from cifartui.record.events import EpochEnd, RunEnded, RunStarted, Step
+from cifartui.record.store import RunStore
+from cifartui.tui.widgets.gpu_panel import GpuPanel
+
+from fake_nvml import FakeGpu, fake_pynvml
+from tui_support import make_app, wait_for
+
+RUN = "20260101-120000-gpu"
+PEAK = {"gpus": [{"index": 0, "name": "NVIDIA H200", "uuid": FakeGpu().uuid, "util_max": 99.0, "util_mean": 87.5,
+                  "memory_used_max_mb": 41062.4, "memory_total_mb": 143771.0, "temperature_max_c": 71.0,
+                  "power_max_w": 642.0}], "samples": 120, "seconds": 240.0}
+
+
+T0 = 1_750_000_000.0  # fixed event times: the snapshot shows times relative to the first event
+
+
+def write_gpu_run(root, ended: bool = False, gpu_peak: dict | None = None) -> RunStore:
+    """A run on this host with CUDA and the fake GPU's UUID, by this (live) process; running unless ``ended``."""
+    store = RunStore.create(root, "gpu")
+    store.path.rename(store.path.with_name(RUN))
+    store = RunStore(store.path.with_name(RUN))
+    store.write_config(Config().with_overrides(name="gpu").to_yaml())
+    store(RunStarted(run_id=RUN, name="gpu", device="cuda:0", device_name="NVIDIA H200", num_classes=2,
+                     class_names=["a", "b"], epochs=2, steps_per_epoch=10, train_size=100, val_size=10, test_size=10,
+                     model="resnet18", dataset="cifar100", pid=os.getpid(), host=socket.gethostname(),
+                     environment={"gpus": [{"index": 0, "name": "NVIDIA H200", "uuid": FakeGpu().uuid}]}, time=T0))
+    for s in (5, 10):
+        store(Step(epoch=1, step=s, steps=10, loss=1.0, acc=0.5, lr=1e-3, images_per_second=900.0, time=T0 + s))
+    store(EpochEnd(epoch=1, train_loss=1.0, train_acc=0.5, val_loss=1.1, val_acc=0.45, val_top5=1.0, lr=1e-3,
+                   epoch_seconds=3.0, images_per_second=900.0, best_val_acc=0.45, is_best=True, time=T0 + 11))
+    store(Step(epoch=2, step=5, steps=10, loss=0.9, acc=0.6, lr=1e-3, images_per_second=900.0, time=T0 + 16))
+    if ended:
+        store(RunEnded(status="completed", reason="finished 2 epochs", epochs_done=2, gpu_peak=gpu_peak, time=T0 + 30))
+        store.close()
+    return store
+
+
+def panel_text(app) -> str:
+    return str(app.screen.query_one(GpuPanel).content)
+
+
+@pytest.fixture
+def fast_polls(monkeypatch):
+    monkeypatch.setattr(dashboard, "GPU_INTERVAL", 0.05)
+
+
+async def test_without_nvml_the_dashboard_has_no_gpu_panel_and_no_error(tmp_path, fast_polls):
+    store = write_gpu_run(tmp_path / "runs")
+    app = make_app(tmp_path / "runs", run=RUN)
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = app.screen
+        assert await wait_for(pilot, lambda: screen._gpu._tried and not screen._gpu_busy, 20), "NVML was asked"
+        await pilot.pause(0.2)
+        assert screen._gpu._nvml is None  # the real machine: nvidia-ml-py is installed, the driver is not
+        assert not screen.query_one(GpuPanel).display
+        assert not [n for n in app._notifications if n.severity == "error"]
+    store.close()
+
+
+async def test_fake_gpu_figures_and_the_input_bound_hint(tmp_path, fast_polls, monkeypatch):
+    gpu = FakeGpu(util=97, used_mb=10240.0, total_mb=81920.0, temperature=61, power_w=250.0)
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml([gpu]))
+    store = write_gpu_run(tmp_path / "runs")
+    app = make_app(tmp_path / "runs", run=RUN)
+    async with app.run_test(size=(160, 48)) as pilot:
+        screen = app.screen
+        screen._gpu.window = 0.5  # the hint's averaging window: 20 s in the app, half a second here
+        assert await wait_for(pilot, lambda: "GPU0" in panel_text(app), 20)
+        text = panel_text(app)
+        assert "NVIDIA H200" in text and "97%" in text and "10.0 / 80.0 GiB" in text and "61°C" in text and "250 W" in text
+        await pilot.pause(1.0)
+        assert "input-bound?" not in panel_text(app)  # busy: no hint
+        gpu.util = 20
+        # once the window holds only the low readings (before that the mean mixes in the 97%)
+        assert await wait_for(pilot, lambda: "input-bound? GPU busy only 20%" in panel_text(app), 20)
+    store.close()
+
+
+async def test_an_ended_run_shows_its_recorded_peaks(tmp_path):
+    write_gpu_run(tmp_path / "runs", ended=True, gpu_peak=PEAK)
+    app = make_app(tmp_path / "runs", run=RUN)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await pilot.pause()
+        panel = app.screen.query_one(GpuPanel)
+        assert panel.display
+        text = panel_text(app)
+        assert "peak" in text and "util max 99% (mean 88%)" in text and "40.1 / 140.4 GiB" in text and "642 W" in text
+
+
+@pytest.mark.parametrize("setting", ["on", "off"])
+async def test_a_followed_run_that_ends_rings_and_sends_osc9(tmp_path, monkeypatch, setting):
+    monkeypatch.setenv("CIFARTUI_ALERTS", setting)
+    monkeypatch.delenv("TMUX", raising=False)
+    store = write_gpu_run(tmp_path / "runs")
+    app = make_app(tmp_path / "runs", run=RUN)
+    async with app.run_test(size=(160, 48)) as pilot:
+        written: list[str] = []
+        app._driver.write = written.append  # the headless driver writes nowhere: keep what the app sends
+        assert app.following is not None
+        store(RunEnded(status="completed", reason="finished 2 epochs", epochs_done=2))
+        assert await wait_for(pilot, lambda: app.following is None, 20)
+        await pilot.pause()
+        assert any(f"{RUN}: completed" in n.message for n in app._notifications)  # the in-app one, always
+        alerts = [w for w in written if "\x1b]9;" in w or "\a" in w]
+        if setting == "on":
+            assert alerts == [f"\a\x1b]9;cifartui: {RUN}: completed\x07"]
+        else:
+            assert alerts == []
+    store.close()
+
+
+def test_dashboard_with_recorded_gpu_peaks_snapshot(snap_compare, tmp_path, monkeypatch):
+    import cifartui.tui.screens.dashboard as dash
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(dash, "load_findings", lambda run_dir: ([], ""))
+    write_gpu_run(tmp_path / "runs", ended=True, gpu_peak=PEAK)
+
+    async def settle(pilot):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+
+    assert snap_compare(make_app("runs", run=RUN), terminal_size=(160, 48), run_before=settle)
