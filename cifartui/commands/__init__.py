@@ -13,52 +13,25 @@ def root_of(args) -> str:
     return getattr(args, "sub_root", None) or getattr(args, "root", None) or "runs"
 
 
-def _report(args) -> int:
-    from cifartui.report import cmd_report
+def _lazy(module: str, name: str):
+    """A command's entry point that imports its module only when the command runs."""
+    def run(args) -> int:
+        import importlib
 
-    return cmd_report(args)
+        return getattr(importlib.import_module(module), name)(args)
 
-
-def _eval(args) -> int:
-    from cifartui.commands.evaluate import cmd_eval
-
-    return cmd_eval(args)
-
-
-def _predict(args) -> int:
-    from cifartui.commands.evaluate import cmd_predict
-
-    return cmd_predict(args)
+    run.__name__ = name
+    return run
 
 
-def _export(args) -> int:
-    from cifartui.commands.export import cmd_export
-
-    return cmd_export(args)
-
-
-def _diff(args) -> int:
-    from cifartui.commands.diff import cmd_diff
-
-    return cmd_diff(args)
-
-
-def _configs(args) -> int:
-    from cifartui.commands.configs import cmd_configs
-
-    return cmd_configs(args)
-
-
-def _cam(args) -> int:
-    from cifartui.commands.cam import cmd_cam
-
-    return cmd_cam(args)
-
-
-def _suspects(args) -> int:
-    from cifartui.commands.suspects import cmd_suspects
-
-    return cmd_suspects(args)
+_report = _lazy("cifartui.report", "cmd_report")
+_eval = _lazy("cifartui.commands.evaluate", "cmd_eval")
+_predict = _lazy("cifartui.commands.evaluate", "cmd_predict")
+_export = _lazy("cifartui.commands.export", "cmd_export")
+_diff = _lazy("cifartui.commands.diff", "cmd_diff")
+_configs = _lazy("cifartui.commands.configs", "cmd_configs")
+_cam = _lazy("cifartui.commands.cam", "cmd_cam")
+_suspects = _lazy("cifartui.commands.suspects", "cmd_suspects")
 
 
 def add_parsers(sub) -> None:

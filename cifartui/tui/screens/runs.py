@@ -42,14 +42,14 @@ class RunsScreen(RunMetaActions, Screen):
         Binding("enter", "open", "Open/follow", show=False),
         Binding("c", "open_confusion", "Confusion"),
         Binding("slash", "filter", "Filter", key_display="/"),
-        Binding("o", "cycle_sort", "Sort"),
+        Binding("o", "cycle_sort", "Sort", show=False),  # headers sort on click too; ? lists it
         Binding("space", "mark", "Mark"),
         Binding("m", "compare", "Compare"),
         Binding("D", "diff", "Diff", key_display="D",
                 tooltip="two marked runs (the first marked is A), or the highlighted run's epochs: what changed"),
         Binding("R", "resume", "Resume", key_display="R"),
-        Binding("F", "fine_tune", "Fine-tune", key_display="F"),
-        Binding("w", "sweep", "Sweep", tooltip="the highlighted run's sweep: its runs side by side"),
+        Binding("F", "fine_tune", "Fine-tune", key_display="F", show=False),  # the footer keeps room for ? and q
+        Binding("w", "sweep", "Sweep", show=False, tooltip="the highlighted run's sweep: its runs side by side"),
         Binding("g", "reload", "Reload", show=False),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         *META_BINDINGS,
