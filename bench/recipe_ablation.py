@@ -7,8 +7,9 @@
 Each line trains the preset (with one option taken away, or the overrides given) on train/ less a seeded
 validation split (``data.val_fraction``, carved from the training images) and reports the best validation
 top-1 of the run (the better of the raw and EMA weights, with the preset's test-time flip unless taken
-away), the epochs, and the wall time. test/ is never read here: the preset was tuned on these figures,
-and test/ is for ``python -m bench --only recipe`` alone. Appends one JSON line per run to --out.
+away), the epochs, and the wall time. The trainer still scores test/ at the end of each run (it always
+does); this script never reads that figure: the preset was tuned on the validation figures, and test/ is for
+``python -m bench --only recipe`` alone. Appends one JSON line per run to --out.
 """
 
 from __future__ import annotations
@@ -73,15 +74,20 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--try", dest="tries", action="append", default=[], metavar="NAME=KEY=V[,KEY=V...]",
                    help="a variant of your own: overrides of the preset")
     p.add_argument("--config", default=PRESET, help="the preset or YAML to vary (default cifar100_small)")
-    p.add_argument("--out", default="ablation.jsonl", help="append one JSON line per run here")
+    p.add_argument("--out", default="runs/recipe_ablation.jsonl", help="append one JSON line per run here")
     args = p.parse_args(argv)
-    chosen = {n: VARIANTS[n] for n in args.only.split(",") if n} if args.only else ({} if args.tries else dict(VARIANTS))
+    names = [n for n in args.only.split(",") if n]
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        p.error(f"--only {unknown[0]!r}: no such variant; choose from {', '.join(VARIANTS)}")
+    chosen = {n: VARIANTS[n] for n in names} if names else ({} if args.tries else dict(VARIANTS))
     for item in args.tries:
         name, _, sets = item.partition("=")
         chosen[name] = [s for s in sets.split(",") if s]
     print(f"{'variant':24s} {'val top-1':>9s} {'epoch':>7s} {'wall s':>7s} {'cpu s':>7s}", flush=True)
     for name, overrides in chosen.items():
         row = train_variant(name, overrides, args.config)
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         with open(args.out, "a") as f:
             f.write(json.dumps(row) + "\n")
         print(f"{name:24s} {100 * row['val_top1']:8.1f}% {row['best_epoch']:>3d}/{row['epochs']:<3d} {row['seconds']:7.0f} {row['cpu_seconds']:7.0f}",
