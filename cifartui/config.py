@@ -307,8 +307,9 @@ def check_resume(saved: Config, cfg: Config) -> None:
     if changed:
         raise ConfigError(
             f"--resume: the config differs from the run's in {', '.join(changed)}; the saved optimizer and "
-            "schedule would not match.\n  Resume with the run's config (only train.epochs, "
-            "train.early_stop_patience, device, eval.* and output.* may change), or start a new run with model.checkpoint."
+            "schedule would not match.\n  Resume with the run's config (only "
+            f"{', '.join(p + '*' if p.endswith('.') else p for p in RESUME_MAY_CHANGE)} may change), "
+            "or start a new run with model.checkpoint."
         )
 
 

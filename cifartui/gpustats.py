@@ -31,9 +31,13 @@ class GpuReading:
     power_w: float | None
 
 
+def _text(value: Any) -> str:
+    """An NVML string: older pynvml builds return bytes."""
+    return value.decode() if isinstance(value, bytes) else str(value or "")
+
+
 def _norm(uuid: Any) -> str:
-    text = uuid.decode() if isinstance(uuid, bytes) else str(uuid or "")
-    text = text.strip().lower()
+    text = _text(uuid).strip().lower()
     return text[4:] if text.startswith("gpu-") else text
 
 
@@ -96,8 +100,7 @@ class Nvml:
         temperature = self._call("nvmlDeviceGetTemperature", handle, getattr(self.nvml, "NVML_TEMPERATURE_GPU", 0))
         power = self._call("nvmlDeviceGetPowerUsage", handle)  # milliwatts
         return GpuReading(
-            index=index, name=name.decode() if isinstance(name, bytes) else str(name or f"GPU {index}"),
-            uuid=str(self._call("nvmlDeviceGetUUID", handle) or ""),
+            index=index, name=_text(name) or f"GPU {index}", uuid=_text(self._call("nvmlDeviceGetUUID", handle)),
             util=float(util.gpu) if util is not None else None,
             memory_used_mb=memory.used / 2**20 if memory is not None else None,
             memory_total_mb=memory.total / 2**20 if memory is not None else None,

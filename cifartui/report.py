@@ -208,15 +208,18 @@ def _duration(seconds: float) -> str:
 
 # -- the report ---------------------------------------------------------------------------------------
 def build_report(run_dir: str | os.PathLike, out: str | os.PathLike | None = None, split: str | None = None,
-                 against: str | os.PathLike | None = None) -> Path:
+                 against: str | os.PathLike | None = None, problems: list[str] | None = None) -> Path:
     """Write the report (and its images beside it); returns the Markdown file's path. ``against``: a baseline run,
-    compared in a "What changed" section (DiffError, before anything is written, when it scored other images)."""
+    compared in a "What changed" section (DiffError, before anything is written, when it scored other images).
+    ``problems``: the run's damaged files when the caller has already checked them (run_problems reads every array)."""
     changed = None
     if against is not None:
         from cifartui.diff import diff_runs
 
         changed = diff_runs(against, run_dir, split or "test")
-    data = load_run(run_dir, check_files=True)
+    data = load_run(run_dir, check_files=problems is None)
+    if problems is not None:
+        data.problems = problems
     record = data.record
     md_path = Path(out) if out else data.path / "report.md"
     md_path.parent.mkdir(parents=True, exist_ok=True)
@@ -501,20 +504,19 @@ def what_changed(d) -> list[str]:
 
 
 def cmd_report(args) -> int:
-    from cifartui.record.store import resolve_run
+    from cifartui.record.store import read_run, resolve_run, run_problems
 
-    from cifartui.record.store import read_run, run_problems
-
-    run_dir = resolve_run(args.run, getattr(args, "sub_root", None) or args.root or "runs")
+    root = getattr(args, "sub_root", None) or args.root or "runs"
+    run_dir = resolve_run(args.run, root)
     summary = read_run(run_dir)
+    problems = run_problems(run_dir)  # once: it opens every array of the run
     if summary.status == "unreadable":
-        problems = run_problems(run_dir) or [summary.reason]
-        raise StoreError(f"run {summary.id}: nothing could be read.\n  " + "\n  ".join(problems))
+        raise StoreError(f"run {summary.id}: nothing could be read.\n  " + "\n  ".join(problems or [summary.reason]))
     against = getattr(args, "against", None)
     if against is not None:
-        against = resolve_run(against, getattr(args, "sub_root", None) or args.root or "runs")
-    path = build_report(run_dir, args.output, args.split, against)
-    for problem in run_problems(run_dir):
+        against = resolve_run(against, root)
+    path = build_report(run_dir, args.output, args.split, against, problems)
+    for problem in problems:
         print(f"damaged: {problem}", file=sys.stderr)
     print(f"wrote {path}")
     return 0

@@ -58,6 +58,17 @@ def _truncate(rel, keep=0.5):
     return damage
 
 
+def _cut_mid_line(rel, keep=0.6):
+    """Cut a line file inside a line (never right after a newline, which would leave whole lines only)."""
+    def damage(run):
+        b = (run / rel).read_bytes()
+        end = int(len(b) * keep)
+        while b[end - 1:end] == b"\n" or b[end:end + 1] == b"\n":
+            end -= 1
+        (run / rel).write_bytes(b[:end])
+    return damage
+
+
 def _evals(fn):
     return lambda run: [fn(p) for p in sorted((run / "eval").glob("*.npz"))]
 
@@ -86,7 +97,7 @@ DAMAGES = {
                                           "c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\nd: [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n"),
                     "config.yaml: not readable YAML"),
     "events-is-a-dir": (_replace_with_dir("events.jsonl"), "events.jsonl: a folder"),
-    "events-cut-mid-line": (_truncate("events.jsonl", 0.6), "events.jsonl: the last line is cut off"),
+    "events-cut-mid-line": (_cut_mid_line("events.jsonl"), "events.jsonl: the last line is cut off"),
     "events-garbage": (_write("events.jsonl", GARBAGE), "events.jsonl: no readable events"),
     "summary-a-list": (_write("summary.json", "[1, 2, 3]"), "summary.json: not a JSON object"),
     "summary-a-string": (_write("summary.json", '"completed"'), "summary.json: not a JSON object"),

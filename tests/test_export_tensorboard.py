@@ -64,3 +64,16 @@ def test_missing_tensorboard_says_how_to_install_it(run, tmp_path, monkeypatch, 
     err = capsys.readouterr().err
     assert "pip install 'cifartui[tensorboard]'" in err and "not installed" in err
     assert not (tmp_path / "tb").exists()
+
+
+def test_a_mixup_run_exports_without_train_accuracy(tmp_path):
+    # Mixup/CutMix record no train accuracy (train_acc and step acc None): those tags are left out, the rest go in
+    from test_analysis import EPOCHS
+
+    run = write_run(tmp_path / "runs", epochs=[(e, None, va, tl, vl) for e, _tr, va, tl, vl in EPOCHS], steps=2)
+    assert main(["export", str(run), "--tensorboard", str(tmp_path / "tb")]) == 0
+    acc = read_back(tmp_path / "tb" / run.name)
+    tags = set(acc.Tags()["scalars"])
+    assert "train/acc" not in tags and "step/acc" not in tags
+    assert len(acc.Scalars("train/loss")) == len(acc.Scalars("val/acc")) == len(EPOCHS)
+    assert len(acc.Scalars("step/loss")) == 2 * len(EPOCHS)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import pty
+import select
 import shutil
 import subprocess
 import sys
@@ -179,7 +180,8 @@ def test_rm_without_yes_asks_on_a_terminal_and_refuses_without_one(root):
                                  cwd=REPO, stdin=follower, stdout=follower, stderr=follower)
         os.close(follower)
         seen = b""
-        while b"[y/N]" not in seen:
+        while b"[y/N]" not in seen:  # a child that never asks fails here, not at pytest's timeout
+            assert select.select([leader], [], [], 60)[0], f"no [y/N] prompt in 60 s; it said {seen!r}"
             seen += os.read(leader, 4096)
         os.write(leader, answer.encode() + b"\n")
         assert child.wait(timeout=60) == rc
@@ -247,6 +249,21 @@ def test_cfg_terms_use_a_cache_that_follows_changed_configs(capsys, root):
     assert ".cache" not in {r.id for r in list_runs(root)}
 
 
+def test_the_config_cache_keeps_archived_runs_and_drops_removed_ones(capsys, root):
+    """A query sees only the visible runs: the cache must not forget the archived ones (they would be re-read
+    on every --all query), only the runs whose folder is gone."""
+    def cached() -> set[str]:
+        return set(json.loads((root / ".cache" / "configs.json").read_text())["runs"])
+
+    assert listed(capsys, root, "cfg.train.lr=0.002", "--all") == {C10}
+    assert cached() == {C100, C10, BROKEN, HALFWAY}
+    assert run_cli(capsys, "runs", "--root", str(root), "archive", C100)[0] == 0
+    shutil.rmtree(root / BROKEN)
+    (root / C10 / "config.yaml").write_text((root / C10 / "config.yaml").read_text() + "\n")  # the cache changes
+    assert listed(capsys, root, "cfg.train.lr=0.002") == {C10}
+    assert cached() == {C100, C10, HALFWAY}
+
+
 def test_a_cached_listing_sees_every_change(root):
     """list_runs(cache=) (the Runs screen's reload): unchanged runs are not read again, changed ones are."""
     from cifartui.record.atomic import atomic_write_text
@@ -267,9 +284,11 @@ def test_a_cached_listing_sees_every_change(root):
     assert now[BROKEN] is not first[BROKEN]  # its ctime changed: read again
     assert HALFWAY not in now and "20250606-090000-new" in now
     sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    live = write_run(root, "20250607-090000-live", names=NAMES, epochs=4, done=1, status="running", pid=sleeper.pid,
-                     samples=False)
-    assert {r.id: r for r in list_runs(root, cache)}[live.name].status == "running"
-    sleeper.kill()
-    sleeper.wait()
+    try:
+        live = write_run(root, "20250607-090000-live", names=NAMES, epochs=4, done=1, status="running",
+                         pid=sleeper.pid, samples=False)
+        assert {r.id: r for r in list_runs(root, cache)}[live.name].status == "running"
+    finally:
+        sleeper.kill()
+        sleeper.wait()
     assert {r.id: r for r in list_runs(root, cache)}[live.name].status == "crashed"  # no file changed: read anyway

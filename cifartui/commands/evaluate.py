@@ -310,8 +310,7 @@ class Trained:
         self.std = tuple(obj.get("std") or data_cfg["std"])
         self.device = resolve_device(device)
         self.model = model.to(self.device).eval()
-        self.arch, self.run_dir, self.ckpt_path = arch, run_dir, ckpt_path
-        self.epoch = int(obj.get("epoch") or 0)
+        self.arch, self.run_dir = arch, run_dir
 
 
 def predict(source: str, images: list[str], root: str = "runs", top: int = 5, device: str = "cpu") -> list[dict[str, Any]]:

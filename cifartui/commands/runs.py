@@ -12,12 +12,10 @@ import json
 import os
 import sys
 
+from cifartui.commands import root_of as _root  # --root after `runs` or before it, else ./runs
+
 FILTER_HELP = ("space-separated terms, all must hold: tag:NAME status:completed model:resnet* data:cifar100 "
                "best_val>0.8 test>=80%% epochs<5 cfg.train.lr=0.0001, words of the id or name; -TERM negates")
-
-
-def _root(args) -> str:
-    return getattr(args, "sub_root", None) or getattr(args, "root", None) or "runs"
 
 
 def add_parser(sub) -> None:

@@ -57,12 +57,13 @@ def best_epoch(record) -> int | None:
     return record.best.epoch if record.best is not None else None
 
 
-def stored_probabilities(run_dir: Path, split: str):
-    """(evaluation, arrays) with every class's probability from best.pt's epoch for ``split``, or None."""
+def stored_probabilities(run_dir: Path, split: str, record=None):
+    """(evaluation, arrays) with every class's probability from best.pt's epoch for ``split``, or None.
+    ``record``: the run's RunRecord when the caller has read it (else it is read here)."""
     from cifartui.record.read_model import RunRecord
     from cifartui.record.store import load_evaluation
 
-    record = RunRecord.read(run_dir)
+    record = RunRecord.read(run_dir) if record is None else record
     epoch = best_epoch(record)
     if epoch is None:
         return None
@@ -123,14 +124,15 @@ def find_suspects(run: str | Path, split: str = "train", top: int = 50, root: st
     if top < 1:
         raise SuspectsError(f"suspects -n: {top}; give 1 or more.")
     run_dir = resolve_run(run, root) if not isinstance(run, Path) else run
-    found = stored_probabilities(run_dir, split)
+    record = RunRecord.read(run_dir)  # read once: an evaluation below adds events, never classes
+    found = stored_probabilities(run_dir, split, record)
     evaluated = False
     if found is None:
         if not evaluate:
             return None
         found, evaluated = evaluate_split(run_dir, split, root, say), True
     ev, arrays = found
-    names = RunRecord.read(run_dir).class_names
+    names = record.class_names
     labels, probs, refs = arrays["targets"], arrays["probs"], arrays["refs"]
     order = rank(labels, probs)
     name = lambda i: names[i] if i < len(names) else str(i)  # noqa: E731

@@ -24,8 +24,6 @@ from typing import Any
 from cifartui.errors import UserError
 from cifartui.record.read_model import RunRecord
 
-MISSING = ("export --tensorboard needs the tensorboard package, which is not installed.\n"
-           "  pip install 'cifartui[tensorboard]'   (or: pip install tensorboard)")
 
 
 def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
@@ -41,11 +39,10 @@ def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def _writer_class():
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:  # torch says "TensorBoard logging requires TensorBoard ..." when tensorboard is missing
-        raise UserError(MISSING) from None
-    return SummaryWriter
+    from cifartui.extras import require
+
+    # torch.utils.tensorboard raises ImportError ("TensorBoard logging requires TensorBoard ...") without it
+    return require("torch.utils.tensorboard", "tensorboard", "export --tensorboard", extra="tensorboard").SummaryWriter
 
 
 def export_tensorboard(run_dir: str | os.PathLike, out_dir: str | os.PathLike) -> tuple[Path, dict[str, int]]:
@@ -71,13 +68,15 @@ def export_tensorboard(run_dir: str | os.PathLike, out_dir: str | os.PathLike) -
         for tag, value in (("train/loss", e.train_loss), ("train/acc", e.train_acc), ("val/loss", e.val_loss),
                            ("val/acc", e.val_acc), ("val/top5", e.val_top5), ("lr", e.lr),
                            ("epoch_seconds", e.epoch_seconds), ("images_per_second", e.images_per_second)):
-            scalars.append((at_epoch(e.epoch), e.time, tag, value))
+            if value is not None:  # train_acc: None under Mixup/CutMix (no accuracy against mixed targets)
+                scalars.append((at_epoch(e.epoch), e.time, tag, value))
         counts["epochs"] += 1
     for s in record.steps:
         steps = s.steps or per_epoch
         for tag, value in (("step/loss", s.loss), ("step/acc", s.acc), ("step/lr", s.lr),
                            ("step/images_per_second", s.images_per_second)):
-            scalars.append(((s.epoch - 1) * steps + s.step if steps else s.epoch, s.time, tag, value))
+            if value is not None:  # acc: None under Mixup/CutMix
+                scalars.append(((s.epoch - 1) * steps + s.step if steps else s.epoch, s.time, tag, value))
         counts["steps"] += 1
     test = record.test
     if test is not None:

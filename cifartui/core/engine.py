@@ -287,8 +287,9 @@ class Trainer:
             self.train_model = torch.nn.parallel.DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
             lr = t.lr * ws if t.scale_lr else t.lr
+            per_rank = t.batch_size * t.accum_steps  # images per rank per optimizer step
             self.log("info", f"DDP: {ws} processes ({'nccl' if self.device.type == 'cuda' else 'gloo'}), global batch "
-                             f"{t.batch_size} x {ws} = {t.batch_size * ws}, lr {lr:g}"
+                             f"{per_rank} x {ws} = {per_rank * ws}, lr {lr:g}"
                              + (f" (train.lr {t.lr:g} x {ws}, scale_lr)" if t.scale_lr else ""))
         if t.compile:
             self.train_model = torch.compile(self.train_model)
@@ -428,13 +429,14 @@ class Trainer:
         k x old / new steps (rounded down: a few samples may be seen twice, none skipped).
         """
         world, steps = self.dist.world_size, len(self.train_loader)
+        per_rank = self.cfg.train.batch_size * self.cfg.train.accum_steps
         old_step = self.step
         self.step = min(steps, self.step * saved_world // world)
         # the base lr is already this world size's (setup: train.lr, x world_size with scale_lr), not the
         # saved run's; the schedule counts steps of this world size
         self.scheduler.at((self.epoch - 1) * steps + self.step)
         self.log("warning", f"--resume: last.pt was written by {saved_world} process(es), this run has {world}: "
-                            f"global batch {self.cfg.train.batch_size * saved_world} -> {self.cfg.train.batch_size * world}"
+                            f"global batch {per_rank * saved_world} -> {per_rank * world}"
                             + (f", epoch {self.epoch} step {old_step} -> step {self.step}" if old_step else ""))
 
     # -- evaluation -------------------------------------------------------------------------------

@@ -12,9 +12,9 @@ from typing import Any
 import torch
 
 
-def _uuid(index: int) -> str | None:
+def _uuid(props: Any) -> str | None:
     try:
-        uuid = str(torch.cuda.get_device_properties(index).uuid)
+        uuid = str(props.uuid)
     except Exception:  # noqa: BLE001 - older builds without the field, or a driver that does not say
         return None
     return uuid if uuid.startswith("GPU-") else f"GPU-{uuid}"  # NVML's spelling
@@ -37,6 +37,6 @@ def torch_environment(device: torch.device, local_processes: int = 1) -> dict[st
         if index >= torch.cuda.device_count():
             continue
         props = torch.cuda.get_device_properties(index)
-        env["gpus"].append({"index": index, "name": props.name, "uuid": _uuid(index),
+        env["gpus"].append({"index": index, "name": props.name, "uuid": _uuid(props),
                             "memory_mb": round(props.total_memory / 2**20)})
     return env

@@ -20,8 +20,8 @@ from cifartui.config import Config
 
 def make_ema(model: torch.nn.Module, cfg: Config):
     """timm's ``ModelEmaV3`` of ``model`` when ``train.ema`` is on, else None. With ``ema_warmup`` the decay
-    of update k is ``min(ema_decay, 1 - (1 + k)^-2/3)`` (timm's warmup): a run of a few thousand steps
-    averages its recent weights instead of dragging its random start along."""
+    of update k (1-based) is ``min(ema_decay, 1 - k^-2/3)`` (timm's warmup; 0 at k = 1: a copy): a run of a
+    few thousand steps averages its recent weights instead of dragging its random start along."""
     t = cfg.train
     if not t.ema:
         return None

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from cifartui.record.atomic import atomic_write_text
 from cifartui.record.store import CONFIG_FILE, read_config_data
@@ -35,7 +35,8 @@ class ConfigIndex:
     Runs share their few key lists (schemas), so each stores only its values: 10,000 runs, about 3 MB."""
 
     def __init__(self, root: str | os.PathLike):
-        self.path = Path(root) / CACHE_FILE
+        self.root = Path(root)
+        self.path = self.root / CACHE_FILE
         self.schemas: list[list[str]] = []
         self.entries: dict[str, list] = {}  # id -> [stamp, schema, values] as on disk, or [stamp, flat dict]
         self.changed = False
@@ -74,15 +75,15 @@ class ConfigIndex:
             self.changed = True
         return flat
 
-    def save(self, keep: Iterable[str]) -> None:
-        """Write the cache if it changed, keeping only the runs ``keep`` names (the rest were removed)."""
+    def save(self) -> None:
+        """Write the cache if it changed, dropping the runs whose folder is gone (removed, or moved to the trash).
+        Not "the runs this query saw": a query over the visible runs would drop the archived ones every time."""
         if not self.changed:
             return
         schemas: dict[tuple[str, ...], int] = {}
         runs = {}
-        for run_id in set(keep):
-            entry = self.entries.get(run_id)
-            if not isinstance(entry, list) or not entry:
+        for run_id, entry in self.entries.items():
+            if not isinstance(entry, list) or not entry or not os.path.isdir(os.path.join(self.root, run_id)):
                 continue
             flat = entry[1] if len(entry) == 2 and isinstance(entry[1], dict) else self._cached(run_id, entry[0])
             if flat is None:

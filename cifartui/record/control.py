@@ -88,6 +88,8 @@ WRITER_LOCK = "writer.lock"
 class RunBusy(UserError):
     """Another process writes this run (exit 2; the message names it and what to do)."""
 
+    holder = "?"  # who: "pid N on HOST (since ...)", for callers that word their own message (runs rm)
+
 
 class WriterLock:
     """The one writer of a run folder: an exclusive ``flock`` on ``writer.lock``, whose text names the holder.
@@ -113,15 +115,15 @@ class WriterLock:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _read_holder(fd)
+            who = _describe(_read_holder(fd))
             os.close(fd)
-            since = time.strftime("%Y-%m-%d %H:%M", time.localtime(holder["time"])) if holder.get("time") else "?"
-            raise RunBusy(
-                f"{action}: {Path(run_dir).name} is being written by pid {holder.get('pid', '?')} on "
-                f"{holder.get('host', '?')} (since {since}); two writers would interleave its history.\n"
+            busy = RunBusy(
+                f"{action}: {Path(run_dir).name} is being written by {who}; two writers would interleave its history.\n"
                 f"  Wait for it to end, or stop it first (x on its dashboard, or: touch {Path(run_dir) / STOP_FILE}), "
                 "then resume."
-            ) from None
+            )
+            busy.holder = who
+            raise busy from None
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}).encode())
         return cls(fd, path)
@@ -134,6 +136,12 @@ class WriterLock:
         fcntl.flock(self.fd, fcntl.LOCK_UN)
         os.close(self.fd)
         self.fd = -1
+
+
+def _describe(holder: dict[str, Any]) -> str:
+    when = holder.get("time")
+    since = time.strftime("%Y-%m-%d %H:%M", time.localtime(when)) if isinstance(when, (int, float)) else "?"
+    return f"pid {holder.get('pid', '?')} on {holder.get('host', '?')} (since {since})"
 
 
 def _read_holder(fd: int) -> dict[str, Any]:

@@ -212,6 +212,6 @@ def filter_runs(runs: list[RunSummary], query: Query) -> list[RunSummary]:
         return indexes[root]
 
     out = [r for r in runs if query.matches(r, lambda r=r: index_of(r).get(r.path))]
-    for root, index in indexes.items():
-        index.save(r.id for r in runs if Path(r.path).parent == root)
+    for index in indexes.values():
+        index.save()
     return out

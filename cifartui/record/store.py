@@ -260,15 +260,20 @@ def read_events(path: str | os.PathLike, offset: int = 0) -> tuple[list[dict[str
     end = chunk.rfind(b"\n")
     if end < 0:
         return [], offset
+    return _parse_events(chunk[: end + 1]), offset + end + 1
+
+
+def _parse_events(chunk: bytes) -> list[dict[str, Any]]:
+    """The events of the whole lines of ``chunk`` (a cut-off last line is not one); garbled lines skipped."""
     events = []
-    for raw in chunk[: end + 1].splitlines():
+    for raw in chunk[: chunk.rfind(b"\n") + 1].splitlines():
         try:
             obj = json.loads(raw)
         except (ValueError, RecursionError):
             continue
         if isinstance(obj, dict) and isinstance(obj.get("type"), str):
             events.append(obj)
-    return events, offset + end + 1
+    return events
 
 
 class EventFollower:
@@ -360,7 +365,7 @@ def _read_run(path: Path, summary_json: tuple[Any, str | None] | None) -> RunSum
     if not isinstance(s, dict):
         record = RunRecord.read(path)  # runs written before summary.json existed, or a lost/damaged file
         if record.events_applied == 0 and summary_why != "missing":
-            events_why = _events_problem(path / EVENTS_FILE)
+            events_why = _events_checked(path / EVENTS_FILE)[1]
             if events_why is not None:
                 why = summary_why or "not a JSON object"
                 return _unreadable(path, f"{SUMMARY_FILE}: {why}; {EVENTS_FILE}: {events_why}")
@@ -388,20 +393,22 @@ def _read_run(path: Path, summary_json: tuple[Any, str | None] | None) -> RunSum
     )
 
 
-def _events_problem(path: Path) -> str | None:
-    """Why events.jsonl gives no events or lost its tail (None when it is fine or simply empty)."""
+def _events_checked(path: Path) -> tuple[list[dict[str, Any]], str | None]:
+    """(its whole-line events, why events.jsonl gives none or lost its tail: None when fine or simply empty),
+    from one read of the file."""
     try:
         with open(path, "rb") as f:
             data = f.read()
     except FileNotFoundError:
-        return None
+        return [], None
     except OSError as exc:
-        return _why(exc)
-    if data and not read_events(path)[0]:
-        return "no readable events (damaged or not an events file)"
+        return [], _why(exc)
+    events = _parse_events(data)
+    if data and not events:
+        return events, "no readable events (damaged or not an events file)"
     if data and not data.endswith(b"\n"):
-        return "the last line is cut off (a writer stopped mid-line, or the file was truncated)"
-    return None
+        return events, "the last line is cut off (a writer stopped mid-line, or the file was truncated)"
+    return events, None
 
 
 _SUMMARY_TYPES = {"status": str, "name": str, "model": str, "dataset": str, "epochs_done": int, "epochs": int,
@@ -429,7 +436,7 @@ def run_problems(run_path: str | os.PathLike) -> list[str]:
                  if s.get(k) is not None and (not isinstance(s[k], t) or isinstance(s[k], bool))]
         if wrong:
             out.append(f"{SUMMARY_FILE}: {', '.join(wrong)} of the wrong type (shown as missing)")
-    events_why = _events_problem(path / EVENTS_FILE)
+    events, events_why = _events_checked(path / EVENTS_FILE)
     if events_why:
         out.append(f"{EVENTS_FILE}: {events_why}")
     names, why = _read_json_checked(path / CLASSES_FILE)
@@ -443,7 +450,6 @@ def run_problems(run_path: str | os.PathLike) -> list[str]:
     meta_why = read_meta_checked(path)[1]
     if meta_why:
         out.append(f"{META_FILE}: {meta_why} (tags, note and archived shown as none)")
-    events, _ = read_events(path / EVENTS_FILE)
     checked: set[str] = set()
     for e in events:
         if e.get("type") in ("evaluation", "samples"):
@@ -453,9 +459,9 @@ def run_problems(run_path: str | os.PathLike) -> list[str]:
             checked.add(file)
             try:
                 if e.get("type") == "evaluation":
-                    load_evaluation(path, file)
+                    _check_npz(_evaluation_path(path, file), file, ("confusion",))
                 elif (path / file).exists() or e.get("file"):
-                    load_samples(path, str(e.get("split")), required=True)
+                    _check_npz(path / file, file, ("images",))
             except StoreError as exc:
                 out.append(str(exc))
     return out
@@ -603,9 +609,7 @@ def _load_npz(full: Path, rel: str, required: tuple[str, ...]) -> dict[str, np.n
 
     try:
         with np.load(full, allow_pickle=False) as data:
-            missing = [k for k in required if k not in data.files]
-            if missing:
-                raise RunReadError(f"{rel}: damaged: no {', '.join(repr(k) for k in missing)} array in it")
+            _require(data.files, rel, required)
             return {k: data[k] for k in data.files}
     except RunReadError:
         raise
@@ -615,13 +619,38 @@ def _load_npz(full: Path, rel: str, required: tuple[str, ...]) -> dict[str, np.n
         raise RunReadError(f"{rel}: {why}") from None
 
 
-def load_evaluation(run_path: str | os.PathLike, file: str, required: tuple[str, ...] = ("confusion",)) -> dict[str, np.ndarray]:
-    """The arrays of one evaluation (``file`` as recorded in its event, relative to the run); RunReadError
-    (a StoreError) naming the file when it is missing, damaged or lacks a ``required`` array."""
+def _require(names, rel: str, required: tuple[str, ...]) -> None:
+    missing = [k for k in required if k not in names]
+    if missing:
+        raise RunReadError(f"{rel}: damaged: no {', '.join(repr(k) for k in missing)} array in it")
+
+
+def _check_npz(full: Path, rel: str, required: tuple[str, ...]) -> None:
+    """RunReadError unless ``full`` is a zip holding the ``required`` arrays. Reads the zip's directory only:
+    a run keeps an evaluation per epoch, and run_problems checks them all (a truncated file has none)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(full) as z:
+            names = [n[: -len(".npy")] for n in z.namelist() if n.endswith(".npy")]
+    except OSError as exc:
+        raise RunReadError(f"{rel}: {_why(exc)}") from None
+    except (ValueError, EOFError, zipfile.BadZipFile, KeyError, RuntimeError) as exc:
+        raise RunReadError(f"{rel}: not a readable .npz, truncated or damaged ({_why(exc)})") from None
+    _require(names, rel, required)
+
+
+def _evaluation_path(run_path: str | os.PathLike, file: str) -> Path:
     full = (Path(run_path) / file).resolve()
     if Path(run_path).resolve() not in full.parents:
         raise StoreError(f"evaluation file {file!r} lies outside the run folder")
-    return _load_npz(full, file, required)
+    return full
+
+
+def load_evaluation(run_path: str | os.PathLike, file: str, required: tuple[str, ...] = ("confusion",)) -> dict[str, np.ndarray]:
+    """The arrays of one evaluation (``file`` as recorded in its event, relative to the run); RunReadError
+    (a StoreError) naming the file when it is missing, damaged or lacks a ``required`` array."""
+    return _load_npz(_evaluation_path(run_path, file), file, required)
 
 
 def load_samples(run_path: str | os.PathLike, split: str, required: bool = False) -> np.ndarray | None:

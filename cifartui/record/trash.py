@@ -8,12 +8,10 @@ this host, or events still growing on another one) is refused too.
 
 from __future__ import annotations
 
-import json
 import os
-import time
 from pathlib import Path
 
-from cifartui.record.control import STOP_FILE, WRITER_LOCK, RunBusy, WriterLock
+from cifartui.record.control import STOP_FILE, RunBusy, WriterLock
 from cifartui.record.store import StoreError, read_run, resolve_run
 
 TRASH_DIR = ".trash"
@@ -21,17 +19,6 @@ TRASH_DIR = ".trash"
 
 def trash_of(root: str | os.PathLike) -> Path:
     return Path(root) / TRASH_DIR
-
-
-def _holder(run_dir: Path) -> str:
-    try:
-        data = json.loads((run_dir / WRITER_LOCK).read_text(encoding="utf-8") or "{}")
-    except (OSError, ValueError):
-        data = {}
-    data = data if isinstance(data, dict) else {}
-    when = data.get("time")
-    since = time.strftime("%Y-%m-%d %H:%M", time.localtime(when)) if isinstance(when, (int, float)) else "?"
-    return f"pid {data.get('pid', '?')} on {data.get('host', '?')} (since {since})"
 
 
 def _live(run_dir: Path, who: str) -> RunBusy:
@@ -44,8 +31,8 @@ def _take(run_dir: Path) -> WriterLock | None:
     """The run's writer lock, held while it moves; RunBusy (naming the writer) for a live run."""
     try:
         lock = WriterLock.acquire(run_dir, action="runs rm")
-    except RunBusy:
-        raise _live(run_dir, _holder(run_dir)) from None
+    except RunBusy as busy:
+        raise _live(run_dir, busy.holder) from None
     except OSError:  # a run folder we cannot write a lock into: its status alone decides
         lock = None
     summary = read_run(run_dir)

@@ -101,11 +101,12 @@ def find_demo_config() -> Path | None:
     return demo.path if demo is not None else None
 
 
-def _same_as_preset(path: Path) -> bool:
-    """A configs/ file identical to the preset of its name (the repository's copy): listed once, as the preset."""
-    preset = presets.find(path.name)
+def _same_as_preset(path: Path, shipped: dict[str, Path]) -> bool:
+    """A configs/ file identical to the preset of its name (the repository's copy): listed once, as the preset.
+    ``shipped``: the presets' paths by name (``demo``), listed once for all the files."""
+    preset = shipped.get(path.stem)
     try:
-        return preset is not None and path.read_bytes() == preset.path.read_bytes()
+        return preset is not None and path.read_bytes() == preset.read_bytes()
     except OSError:
         return False
 
@@ -249,8 +250,9 @@ class CifarApp(App):
 
     def config_files(self) -> list[Path]:
         files: list[Path] = []
+        shipped = {p.name: p.path for p in presets.presets()}
         for d in config_dirs():
-            files.extend(p for p in sorted(d.glob("*.yaml")) + sorted(d.glob("*.yml")) if not _same_as_preset(p))
+            files.extend(p for p in sorted(d.glob("*.yaml")) + sorted(d.glob("*.yml")) if not _same_as_preset(p, shipped))
         return files
 
     def presets_listed(self) -> list[tuple[str, Path]]:
@@ -493,7 +495,9 @@ class CifarApp(App):
             return maker
 
     def cam_maker_ready(self, run_dir: Path) -> bool:
-        return any(k[0] == str(run_dir) for k in self._cam_makers)
+        # list(): a copy taken at once (the UI thread asks while a worker may add a maker); not the lock, which a
+        # worker holds for the seconds that loading torch and best.pt take
+        return any(k[0] == str(run_dir) for k in list(self._cam_makers))
 
     # -- samples (drilldown thumbnails), shared across drilldowns ------------------------------------
     def samples_cache(self, run_dir: Path, split: str, loader: Callable[[Path, str], Any]) -> Any:

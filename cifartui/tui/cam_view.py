@@ -6,10 +6,10 @@ for the run (``cifartui cam``'s machinery: best.pt on the CPU, Grad-CAM): the fi
 grad-cam package and the weights, which takes seconds, and says so while it does. Each map is kept, so
 moving back to an image shows it at once.
 
-A screen mixes :class:`CamMixin` in, adds ``CAM_BINDINGS`` to its bindings, and provides ``run_dir``,
-``cam_split`` (the evaluation its images come from), ``cam_index()`` (the selected sample) and
-``_detail(index)`` (redraws the selected image); its ``_detail`` shows ``cam_overlay(i)`` when there is one
-and appends ``cam_note(i)`` to the image's text.
+A screen mixes :class:`CamMixin` in (the thumbnail screens do, through :mod:`cifartui.tui.thumbnail_screen`),
+adds ``CAM_BINDINGS`` to its bindings, and provides ``run_dir``, ``cam_split`` (the evaluation its images come
+from), ``cam_index()`` (the selected sample) and ``_detail(index)`` (redraws the selected image); its ``_detail``
+shows ``cam_overlay(i)`` when there is one and appends ``cam_note(i)`` to the image's text.
 """
 
 from __future__ import annotations

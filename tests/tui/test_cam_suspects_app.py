@@ -58,9 +58,9 @@ def suspects_root(tmp_path, monkeypatch):
 
 async def open_suspects(pilot):
     await pilot.press("c")
-    await wait_for(pilot, lambda: pilot.app.screen.__class__.__name__ == "ConfusionScreen")
+    assert await wait_for(pilot, lambda: pilot.app.screen.__class__.__name__ == "ConfusionScreen")
     await pilot.press("s")
-    await wait_for(pilot, lambda: getattr(pilot.app.screen, "state", "") in ("ready", "missing", "error"))
+    assert await wait_for(pilot, lambda: getattr(pilot.app.screen, "state", "") in ("ready", "missing", "error"))
     await pilot.app.workers.wait_for_complete()
     await pilot.pause()
 
@@ -93,7 +93,7 @@ async def test_suspects_marks_are_saved_in_the_run_and_splits_without_probabilit
         assert "1 marked" in str(screen.query_one("#dd-title").content)
 
         await pilot.press("t")  # train: nothing stored, so the view asks before evaluating every image
-        await wait_for(pilot, lambda: screen.state != "ranking")
+        assert await wait_for(pilot, lambda: screen.state != "ranking")
         await pilot.pause()
         assert screen.split == "train" and screen.state == "missing"
         assert "E: evaluate its images now" in str(screen.query_one("#dd-info").content)
@@ -113,10 +113,10 @@ async def test_drilldown_g_draws_the_class_activation_map_over_the_image(noisy_r
     app.cam_maker = slow_first_maker
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.press("c")
-        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfusionScreen" and app.screen.arrays is not None)
+        assert await wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfusionScreen" and app.screen.arrays is not None)
         arrays = app.screen.arrays
         app.screen.open_drilldown(int(arrays["targets"][0]), int(arrays["preds"][0]))
-        await wait_for(pilot, lambda: app.screen.__class__.__name__ == "DrilldownScreen" and app.screen.samples_loaded)
+        assert await wait_for(pilot, lambda: app.screen.__class__.__name__ == "DrilldownScreen" and app.screen.samples_loaded)
         screen = app.screen
         index = screen.cam_index()
         big, info = screen.query_one("#dd-big"), screen.query_one("#dd-info")

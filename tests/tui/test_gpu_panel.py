@@ -61,14 +61,29 @@ def fast_polls(monkeypatch):
     monkeypatch.setattr(dashboard, "GPU_INTERVAL", 0.05)
 
 
+def polls_drawn(screen) -> list:
+    """For each NVML poll the dashboard has drawn (on the UI thread): how many seconds of readings the
+    "input-bound?" hint's window held then. A test awaits a poll instead of pausing for one."""
+    drawn: list[float] = []
+    draw = screen._show_gpu
+
+    def counted(data, view):
+        draw(data, view)
+        history = screen._gpu._history
+        drawn.append(history[-1][0] - history[0][0] if history else 0.0)
+
+    screen._show_gpu = counted  # looked up on the instance by the poll's worker
+    return drawn
+
+
 async def test_without_nvml_the_dashboard_has_no_gpu_panel_and_no_error(tmp_path, fast_polls):
     store = write_gpu_run(tmp_path / "runs")
     app = make_app(tmp_path / "runs", run=RUN)
     async with app.run_test(size=(160, 48)) as pilot:
         screen = app.screen
-        assert await wait_for(pilot, lambda: screen._gpu._tried and not screen._gpu_busy, 20), "NVML was asked"
-        await pilot.pause(0.2)
-        assert screen._gpu._nvml is None  # the real machine: nvidia-ml-py is installed, the driver is not
+        drawn = polls_drawn(screen)
+        assert await wait_for(pilot, lambda: drawn, 20), "a poll was answered and drawn"
+        assert screen._gpu._tried and screen._gpu._nvml is None  # the real machine: nvidia-ml-py is installed, the driver is not
         assert not screen.query_one(GpuPanel).display
         assert not [n for n in app._notifications if n.severity == "error"]
     store.close()
@@ -82,10 +97,12 @@ async def test_fake_gpu_figures_and_the_input_bound_hint(tmp_path, fast_polls, m
     async with app.run_test(size=(160, 48)) as pilot:
         screen = app.screen
         screen._gpu.window = 0.5  # the hint's averaging window: 20 s in the app, half a second here
+        drawn = polls_drawn(screen)
         assert await wait_for(pilot, lambda: "GPU0" in panel_text(app), 20)
         text = panel_text(app)
         assert "NVIDIA H200" in text and "97%" in text and "10.0 / 80.0 GiB" in text and "61°C" in text and "250 W" in text
-        await pilot.pause(1.0)
+        # a poll drawn once the readings span enough of the window for a hint (GpuWatch: 3/4 of it)
+        assert await wait_for(pilot, lambda: drawn and drawn[-1] >= 0.75 * screen._gpu.window, 20)
         assert "input-bound?" not in panel_text(app)  # busy: no hint
         gpu.util = 20
         # once the window holds only the low readings (before that the mean mixes in the 97%)

@@ -3,6 +3,8 @@ EMA column and its "-" train accuracy under Mixup/CutMix."""
 
 from __future__ import annotations
 
+import io
+
 from rich.console import Console
 from textual.app import App
 
@@ -15,7 +17,7 @@ from cifartui.tui.widgets.run_panels import MetricsTable
 
 
 def _text(widget) -> str:
-    console = Console(width=200, record=True, file=open("/dev/null", "w"))
+    console = Console(width=200, record=True, file=io.StringIO())
     console.print(widget.content)
     return console.export_text()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from rich.table import Table
 from rich.text import Text
@@ -142,111 +143,86 @@ class OpenConfigScreen(ModalScreen[Path | None]):
         self.dismiss(None)
 
 
-class SaveAsScreen(ModalScreen[Path | None]):
-    """Ask for a new file name; never overwrites an existing file."""
+class PromptScreen(ModalScreen[Any]):
+    """One line of text (a run's tags, its note): dismisses with it on enter, ``None`` on escape. The base of the
+    dialogs below, which say what the text means (``accept``) and name their parts (``IDS``).
+
+    ``check`` returns an error message for text it refuses (the dialog stays open with it), or ""."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    IDS = ("prompt-dialog", "prompt-input", "prompt-error")  # the dialog, its field, its error line
+    ENTER = "saves"  # what enter does, in the line under the field
 
-    def __init__(self, default: str) -> None:
+    def __init__(self, title: str, value: str = "", help: str = "", check=None, placeholder: str = "") -> None:
         super().__init__()
-        self.default = default
+        self.title_text, self.value, self.help_text, self.placeholder = title, value, help, placeholder
+        self.check = check or (lambda text: "")
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="saveas", classes="dialog"):
-            yield Label("Save the config as (a new YAML file)", classes="dialog-title")
-            yield Input(value=self.default, id="save-path", compact=True)
-            yield Static("enter saves · escape cancels", classes="dim")
-            yield Static("", id="save-error", classes="error-text")
+        dialog, field, error = self.IDS
+        with Vertical(id=dialog, classes="dialog"):
+            yield Label(self.title_text, classes="dialog-title")
+            if self.help_text:
+                yield Static(self.help_text, classes="dialog-body")
+            yield Input(value=self.value, placeholder=self.placeholder, id=field, compact=True)
+            yield Static(f"enter {self.ENTER} · escape cancels", classes="dim")
+            yield Static("", id=error, classes="error-text")
 
     def on_mount(self) -> None:
         self.query_one(Input).focus()
 
+    def accept(self, text: str) -> tuple[Any, str]:
+        """What enter dismisses with, and an error message that keeps the dialog open instead ("" when none;
+        ``None`` with no message: enter does nothing)."""
+        return text, self.check(text)
+
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        text = event.value.strip()
-        if not text:
-            return
-        p = Path(text).expanduser()
-        if p.suffix not in (".yaml", ".yml"):
-            p = p.with_suffix(".yaml")
-        if p.exists():
-            self.query_one("#save-error", Static).update(f"{p} exists: pick another name (nothing is overwritten)")
-            return
-        self.dismiss(p)
+        value, error = self.accept(event.value)
+        if error:
+            self.query_one(f"#{self.IDS[2]}", Static).update(error)
+        elif value is not None:
+            self.dismiss(value)
 
     def action_cancel(self) -> None:
         self.dismiss(None)
 
 
-class QueueScreen(ModalScreen[list[str] | None]):
+class SaveAsScreen(PromptScreen):
+    """Ask for a new file name; never overwrites an existing file. Dismisses with the path."""
+
+    IDS = ("saveas", "save-path", "save-error")
+
+    def __init__(self, default: str) -> None:
+        super().__init__("Save the config as (a new YAML file)", default)
+
+    def accept(self, text: str) -> tuple[Path | None, str]:
+        text = text.strip()
+        if not text:
+            return None, ""
+        p = Path(text).expanduser()
+        if p.suffix not in (".yaml", ".yml"):
+            p = p.with_suffix(".yaml")
+        if p.exists():
+            return None, f"{p} exists: pick another name (nothing is overwritten)"
+        return p, ""
+
+
+class QueueScreen(PromptScreen):
     """Add the form's config to the queue, optionally as a sweep; dismisses with the --sweep items.
 
     ``check`` validates the items (every grid point) and returns an error message, or "" when they are fine:
     a bad sweep keeps the dialog open with the reason, and nothing is queued."""
 
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
+    IDS = ("queue-dialog", "queue-sweep", "queue-error")
+    ENTER = "queues"
 
     def __init__(self, name: str, check) -> None:
-        super().__init__()
-        self.run_name = name
-        self.check = check
+        super().__init__(f"Queue {name}: a background worker trains it",
+                         help="Sweep (optional): KEY=V1,V2,... separated by spaces; one run per point of the grid, "
+                              "e.g. train.lr=1e-3,3e-4 train.batch_size=32,64",
+                         check=check, placeholder="empty: one run, as in the form")
 
-    def compose(self) -> ComposeResult:
-        with Vertical(id="queue-dialog", classes="dialog"):
-            yield Label(f"Queue {self.run_name}: a background worker trains it", classes="dialog-title")
-            yield Static("Sweep (optional): KEY=V1,V2,... separated by spaces; one run per point of the grid, "
-                         "e.g. train.lr=1e-3,3e-4 train.batch_size=32,64", classes="dialog-body")
-            yield Input(placeholder="empty: one run, as in the form", id="queue-sweep", compact=True)
-            yield Static("enter queues · escape cancels", classes="dim")
-            yield Static("", id="queue-error", classes="error-text")
-
-    def on_mount(self) -> None:
-        self.query_one(Input).focus()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        items = event.value.split()
-        error = self.check(items)
-        if error:
-            self.query_one("#queue-error", Static).update(error)
-            return
-        self.dismiss(items)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
-
-
-class PromptScreen(ModalScreen[str | None]):
-    """One line of text (a run's tags, its note): dismisses with it on enter, ``None`` on escape.
-
-    ``check`` returns an error message for text it refuses (the dialog stays open with it), or ""."""
-
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
-
-    def __init__(self, title: str, value: str = "", help: str = "", check=None) -> None:
-        super().__init__()
-        self.title_text, self.value, self.help_text = title, value, help
-        self.check = check or (lambda text: "")
-
-    def compose(self) -> ComposeResult:
-        with Vertical(id="prompt-dialog", classes="dialog"):
-            yield Label(self.title_text, classes="dialog-title")
-            if self.help_text:
-                yield Static(self.help_text, classes="dialog-body")
-            yield Input(value=self.value, id="prompt-input", compact=True)
-            yield Static("enter saves · escape cancels", classes="dim")
-            yield Static("", id="prompt-error", classes="error-text")
-
-    def on_mount(self) -> None:
-        self.query_one(Input).focus()
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        error = self.check(event.value)
-        if error:
-            self.query_one("#prompt-error", Static).update(error)
-            return
-        self.dismiss(event.value)
-
-    def action_cancel(self) -> None:
-        self.dismiss(None)
+    def accept(self, text: str) -> tuple[list[str], str]:
+        items = text.split()
+        return items, self.check(items)

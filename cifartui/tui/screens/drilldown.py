@@ -5,14 +5,10 @@ of images instead (:class:`~cifartui.tui.image_sets.ImageSet`, the Diff screen's
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
-
 import numpy as np
 from rich.text import Text
 from textual import work
-from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import Static
 
 from cifartui.record.events import Evaluation
@@ -20,10 +16,8 @@ from cifartui.record.store import load_samples
 from cifartui.tui.cam_view import CamMixin
 from cifartui.tui.formatting import pct
 from cifartui.tui.image_sets import ImageSet
-from cifartui.tui.widgets.thumbnails import HalfBlockImage, ThumbGrid, show_large, thumbnail_screen_layout
-
-if TYPE_CHECKING:
-    from cifartui.tui.app import CifarApp
+from cifartui.tui.thumbnail_screen import ThumbnailScreen
+from cifartui.tui.widgets.thumbnails import HalfBlockImage, ThumbGrid
 
 MAX_ITEMS = 2000
 
@@ -38,7 +32,7 @@ def pair_indices(arrays: dict[str, np.ndarray], true: int, pred: int) -> np.ndar
     return idx
 
 
-class DrilldownScreen(CamMixin, Screen):
+class DrilldownScreen(ThumbnailScreen):
     BINDINGS = [
         Binding("escape,backspace", "back", "Back"),
         Binding("s", "swap", "Swap A/B"),
@@ -47,24 +41,15 @@ class DrilldownScreen(CamMixin, Screen):
 
     def __init__(self, run_dir: Path, evaluation: Evaluation, arrays: dict[str, np.ndarray], names: list[str],
                  true: int, pred: int, sets: list[ImageSet] | None = None) -> None:
-        super().__init__()
+        super().__init__(run_dir)
         self.sets = list(sets or [])  # lists of images to show instead of the (true, pred) cell
         self.set_index = 0
-        self.run_dir = Path(run_dir)
         self.evaluation = evaluation
         self.arrays = arrays
         self.names = names
         self.true, self.pred = true, pred
         self.indices = np.zeros(0, dtype=np.int64)
-        self.images: np.ndarray | None = None
         self.samples_loaded = False
-
-    @property
-    def cifar(self) -> "CifarApp":
-        return self.app  # type: ignore[return-value]
-
-    def compose(self) -> ComposeResult:
-        yield from thumbnail_screen_layout(self.cifar.graphics_image_cls)
 
     def on_mount(self) -> None:
         self._show_pair()
@@ -124,30 +109,17 @@ class DrilldownScreen(CamMixin, Screen):
             t.append(f"   ·   s: next list ({self.set_index + 1} of {len(self.sets)})", style="dim")
         return np.asarray(chosen.indices, dtype=np.int64), t
 
-    def _image(self, i: int) -> np.ndarray | None:
-        if self.images is None or i >= len(self.images):
-            return None
-        return self.images[i]
-
-    def on_thumb_grid_highlighted(self, event: ThumbGrid.Highlighted) -> None:
-        if event.index < len(self.indices):
-            self._detail(int(self.indices[event.index]))
+    def sample_at(self, position: int) -> int | None:
+        return int(self.indices[position]) if position < min(len(self.indices), MAX_ITEMS) else None
 
     def _detail(self, i: int | None) -> None:
-        big = self.query_one("#dd-big", Static)
         info = self.query_one("#dd-info", Static)
         if i is None:
-            big.update("")
+            self.query_one("#dd-big", Static).update("")
             info.update(Text("no image in this cell", style="dim"))
             return
-        img = self.cam_overlay(i)
-        img = self._image(i) if img is None else img
-        if img is not None:
-            show_large(self, img)
-        elif self.samples_loaded:
-            big.update(Text("this run saved no thumbnails\n(output.save_samples: false)", style="dim"))
-        else:
-            big.update(Text("loading thumbnails ...", style="dim"))
+        self.show_image(i, Text("this run saved no thumbnails\n(output.save_samples: false)" if self.samples_loaded
+                                else "loading thumbnails ...", style="dim"))
         t = Text()
         t.append(f"sample #{i}\n", style="bold")
         tgt, prd = int(self.arrays["targets"][i]), int(self.arrays["preds"][i])
@@ -176,10 +148,6 @@ class DrilldownScreen(CamMixin, Screen):
     def cam_split(self) -> str:
         return str(self.evaluation.split)
 
-    def cam_index(self) -> int | None:
-        selected = self.query_one(ThumbGrid).selected
-        return int(self.indices[selected]) if selected < min(len(self.indices), MAX_ITEMS) else None
-
     # -- actions ----------------------------------------------------------------------------------------
     def action_swap(self) -> None:
         if self.sets:
@@ -187,9 +155,6 @@ class DrilldownScreen(CamMixin, Screen):
         else:
             self.true, self.pred = self.pred, self.true
         self._show_pair()
-
-    def action_back(self) -> None:
-        self.app.pop_screen()
 
 
 __all__ = ["DrilldownScreen", "HalfBlockImage", "pair_indices"]

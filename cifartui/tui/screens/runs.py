@@ -65,6 +65,7 @@ class RunsScreen(RunMetaActions, Screen):
         self._rows: dict[str, tuple] = {}  # the table's cells by run id, as last put
         self._listing_lock = threading.Lock()
         self._loading = False  # a reload thread is at work: the timer starts no second one
+        self._fresh = True  # listed by on_mount, not left since: the resumes of the first show list nothing again
         self.marked: list[str] = []
         self.runs: list[RunSummary] = []
         self.shown: list[RunSummary] = []
@@ -92,8 +93,14 @@ class RunsScreen(RunMetaActions, Screen):
         table.focus()
         self.set_interval(self.cifar.runs_refresh_interval, self._auto_reload)
 
+    def on_screen_suspend(self) -> None:
+        self._fresh = False
+
     def on_screen_resume(self) -> None:
-        self._start_reload()  # off the UI thread: back on this screen (or just mounted) at once
+        # Textual sends two as a mode is first shown, right after on_mount listed the runs (on the UI thread, so
+        # that the first frame has the table): only a return to this screen lists them again.
+        if not self._fresh:
+            self._start_reload()  # off the UI thread: back on this screen at once
 
     def _auto_reload(self) -> None:
         if self.app.screen is self:

@@ -9,29 +9,25 @@ every image of it. ``g``/``G``: where the model looks (cam_view.py).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from rich.text import Text
 from textual import work
-from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.widgets import Static
 
 from cifartui.record.exclude import EXCLUDE_FILE, run_exclude, write_exclude
 from cifartui.record.store import load_samples
 from cifartui.tui.cam_view import CamMixin
-from cifartui.tui.widgets.thumbnails import ThumbGrid, show_large, thumbnail_screen_layout
-
-if TYPE_CHECKING:
-    from cifartui.tui.app import CifarApp
+from cifartui.tui.thumbnail_screen import ThumbnailScreen
+from cifartui.tui.widgets.thumbnails import ThumbGrid
 
 SPLITS = ("train", "val", "test")
 SHOWN = 300  # the most suspect; cleanlab may flag thousands in a large noisy set
 
 
-class SuspectsScreen(CamMixin, Screen):
+class SuspectsScreen(ThumbnailScreen):
     BINDINGS = [
         Binding("escape,backspace", "back", "Back"),
         Binding("x", "mark(True)", "Exclude", tooltip="leave this image out of the next run (exclude.txt)"),
@@ -43,22 +39,13 @@ class SuspectsScreen(CamMixin, Screen):
     ]
 
     def __init__(self, run_dir: Path, splits: tuple[str, ...] = ("train", "test")) -> None:
-        super().__init__()
-        self.run_dir = Path(run_dir)
+        super().__init__(run_dir)
         self.prefer = [s for s in splits if s in SPLITS] or ["train"]
         self.split = self.prefer[0]
         self.found: Any = None  # commands.suspects.Suspects
-        self.images: np.ndarray | None = None
         self.marks: list[str] = []
         self.state = "ranking"  # ranking | evaluating | missing | ready | error
         self.message = ""
-
-    @property
-    def cifar(self) -> "CifarApp":
-        return self.app  # type: ignore[return-value]
-
-    def compose(self) -> ComposeResult:
-        yield from thumbnail_screen_layout(self.cifar.graphics_image_cls)
 
     def on_mount(self) -> None:
         try:
@@ -123,9 +110,6 @@ class SuspectsScreen(CamMixin, Screen):
         else:
             self._detail(None)
 
-    def _image(self, i: int) -> np.ndarray | None:
-        return self.images[i] if self.images is not None and i < len(self.images) else None
-
     def _note(self) -> Text:
         if self.state == "ranking":
             return Text("ranking labels with cleanlab ...", style="yellow")
@@ -141,24 +125,17 @@ class SuspectsScreen(CamMixin, Screen):
                         "t: another split", style="yellow")
         return Text("cleanlab flags no label of this split", style="dim")
 
-    def on_thumb_grid_highlighted(self, event: ThumbGrid.Highlighted) -> None:
-        if event.index < len(self.items):
-            self._detail(self.items[event.index].index)
+    def sample_at(self, position: int) -> int | None:
+        return self.items[position].index if position < len(self.items) else None
 
     def _detail(self, i: int | None) -> None:
-        big = self.query_one("#dd-big", Static)
         info = self.query_one("#dd-info", Static)
         suspect = next((s for s in self.items if s.index == i), None) if i is not None else None
         if suspect is None:
-            big.update("")
+            self.query_one("#dd-big", Static).update("")
             info.update(self._note())
             return
-        img = self.cam_overlay(i)
-        img = self._image(i) if img is None else img
-        if img is not None:
-            show_large(self, img)
-        else:
-            big.update(Text("no thumbnails for this evaluation", style="dim"))
+        self.show_image(suspect.index, Text("no thumbnails for this evaluation", style="dim"))
         t = Text()
         t.append(f"sample #{i}\n", style="bold")
         t.append(f"{suspect.ref}\n", style="dim")
@@ -179,10 +156,6 @@ class SuspectsScreen(CamMixin, Screen):
     @property
     def cam_split(self) -> str:
         return self.found.evaluation if self.found is not None else self.split
-
-    def cam_index(self) -> int | None:
-        selected = self.query_one(ThumbGrid).selected
-        return self.items[selected].index if selected < len(self.items) else None
 
     # -- actions ----------------------------------------------------------------------------------------
     def action_mark(self, exclude: bool) -> None:
@@ -217,6 +190,3 @@ class SuspectsScreen(CamMixin, Screen):
         self.state = "evaluating"
         self._show()
         self._load([self.split], evaluate=True)
-
-    def action_back(self) -> None:
-        self.app.pop_screen()

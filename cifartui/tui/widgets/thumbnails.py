@@ -75,39 +75,6 @@ class HalfBlockImage:
             yield Segment.line()
 
 
-def thumbnail_screen_layout(image_cls):
-    """The widgets of a screen of thumbnails (the drilldown, the Suspects view): a title, the grid, and beside
-    it the selected image large (``image_cls``: a graphics-protocol image widget, or None) over its text."""
-    from textual.containers import Horizontal, Vertical
-    from textual.widgets import Footer, Static
-
-    yield Static(id="dd-title", classes="screen-title")
-    with Horizontal(id="dd-body"):
-        yield ThumbGrid(id="thumbs", side=16)
-        with Vertical(id="dd-detail"):
-            if image_cls is not None:  # the terminal speaks a graphics protocol (kitty, sixel)
-                yield image_cls(id="dd-big-img")
-            yield Static(id="dd-big")
-            yield Static(id="dd-info")
-    yield Footer()
-
-
-def show_large(screen, image: np.ndarray) -> None:
-    """``image`` in the detail panel of a thumbnail screen (the drilldown's ids: ``dd-big-img``, ``dd-big``,
-    ``dd-detail``): a picture where the terminal speaks a graphics protocol, else half blocks as wide as the
-    panel allows (32 px at most)."""
-    big = screen.query_one("#dd-big")
-    graphic = screen.query("#dd-big-img")
-    if graphic:
-        from PIL import Image
-
-        graphic.first().image = Image.fromarray(np.ascontiguousarray(image)).resize((128, 128), Image.NEAREST)
-        big.update("")
-    else:
-        room = screen.query_one("#dd-detail").content_size.width or 32
-        big.update(HalfBlockImage(image, max(8, min(32, room) // 2 * 2)))
-
-
 class ThumbGrid(ScrollView, can_focus=True):
     """Thumbnails with a caption under each, laid out in as many columns as fit; a cursor selects one."""
 
