@@ -170,3 +170,15 @@ def test_a_run_that_fails_at_set_up_says_so_once(runs_root, capsys):
     assert "run failed" not in terminal
     (run,) = [p for p in runs_root.iterdir() if p.is_dir()]
     assert "run failed: " in (run / "train.log").read_text()
+
+
+def test_the_apps_short_parser_knows_every_command_and_leaves_the_rest_to_the_full_one(capsys):
+    """`cifartui` alone parses only the app's options (first frame); a command word takes the full parser."""
+    from cifartui import cli
+
+    subparsers = next(a for a in cli.build_parser()._actions if a.dest == "command")
+    assert set(cli.COMMANDS) == set(subparsers.choices)
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["--root", "x", "trian"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'trian'" in capsys.readouterr().err

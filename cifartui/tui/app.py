@@ -20,17 +20,18 @@ from textual._context import active_app
 from textual.app import App
 from textual.binding import Binding
 
-from cifartui import presets
 from cifartui.errors import UserError
-from cifartui.record.control import StopRequest
-from cifartui.record.store import EventFollower, StoreError, list_runs, read_run, resolve_run
 from cifartui.tui.alerts import alerts_setting, terminal_alert
-from cifartui.tui.bridge import EventsReady, TrainingBridge
-from cifartui.tui.rundata import APP_DONE, APP_ERROR, APP_RUN_DIR, APP_STATUS, RunData
 
+# The run store, the read model and the training bridge are imported where they are used, not here: a first
+# start on an empty runs folder paints its Config screen without them (bench first_frame_bare).
 if TYPE_CHECKING:
     from cifartui.config import Config
+    from cifartui.record.control import StopRequest
     from cifartui.record.events import Evaluation
+    from cifartui.record.store import EventFollower
+    from cifartui.tui.bridge import EventsReady, TrainingBridge
+    from cifartui.tui.rundata import RunData
     from cifartui.tui.screens.config import ConfigScreen
 
 # Screens (and pydantic, numpy, plotext behind them) are imported when first shown, not before the first
@@ -68,6 +69,12 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]
 DEFAULT_ROOT_VALUES = ("./runs", "runs")
 
 
+def _stop_request() -> StopRequest:
+    from cifartui.record.control import StopRequest
+
+    return StopRequest()
+
+
 @dataclass
 class LiveTraining:
     """The run this process trains (at most one at a time)."""
@@ -75,7 +82,7 @@ class LiveTraining:
     cfg: Config
     data: RunData
     bridge: TrainingBridge
-    stop: StopRequest = field(default_factory=StopRequest)
+    stop: StopRequest = field(default_factory=_stop_request)
     resume_dir: Path | None = None
     started_at: float = field(default_factory=time.monotonic)
     finished: bool = False
@@ -97,8 +104,17 @@ def find_demo_config() -> Path | None:
     for d in config_dirs():
         if (d / "demo.yaml").is_file():
             return d / "demo.yaml"
+    from cifartui import presets
+
     demo = presets.find("demo")
     return demo.path if demo is not None else None
+
+
+def _has_entries(folder: Path) -> bool:
+    try:
+        return any(True for _ in os.scandir(folder))
+    except OSError:  # missing, or not a folder: list_runs says nothing either
+        return False
 
 
 def _same_as_preset(path: Path, shipped: dict[str, Path]) -> bool:
@@ -169,6 +185,8 @@ class CifarApp(App):
         self.set_interval(min(self.follow_interval, self.panel_interval), self._heartbeat)
         start = "runs"
         if self.run_ref:
+            from cifartui.record.store import StoreError, resolve_run
+
             try:
                 path = resolve_run(self.run_ref, self.root)
             except StoreError as exc:
@@ -178,7 +196,11 @@ class CifarApp(App):
                 start = "dashboard"
         elif self.config_path is not None:
             start = "config"
+        elif not _has_entries(self.root):  # a first start: no runs to list (the store is not even imported)
+            start = "config"
         else:
+            from cifartui.record.store import list_runs
+
             runs = list_runs(self.root, self.runs_cache)
             live = [r for r in runs if r.status == "running"]
             if len(live) == 1:  # reattach: the run a detached process, a queue or a hung-up app trains
@@ -249,6 +271,8 @@ class CifarApp(App):
         return cfg
 
     def config_files(self) -> list[Path]:
+        from cifartui import presets
+
         files: list[Path] = []
         shipped = {p.name: p.path for p in presets.presets()}
         for d in config_dirs():
@@ -257,11 +281,15 @@ class CifarApp(App):
 
     def presets_listed(self) -> list[tuple[str, Path]]:
         """The shipped presets as (label, path) for the Open dialog: the name and its one-line description."""
+        from cifartui import presets
+
         found = presets.presets()
         width = max((len(p.name) for p in found), default=0)
         return [(f"{p.name.ljust(width)}  {p.description}", p.path) for p in found]
 
     def run_configs(self) -> list[tuple[str, Path]]:
+        from cifartui.record.store import list_runs
+
         return [(f"{r.id}  ({r.status})", Path(r.path) / "config.yaml") for r in list_runs(self.root)
                 if (Path(r.path) / "config.yaml").exists()]
 
@@ -296,6 +324,9 @@ class CifarApp(App):
         if self.live is not None and self.live.data.run_dir is not None and self.live.data.run_dir.resolve() == path.resolve():
             self.current, self.following = self.live.data, None
             return self.current
+        from cifartui.record.store import EventFollower, read_run
+        from cifartui.tui.rundata import RunData
+
         data = RunData(path)
         follower = EventFollower(path)
         data.apply_all(follower.poll())
@@ -329,6 +360,8 @@ class CifarApp(App):
         changed = data.apply_all(follower.poll())
         if time.monotonic() - self._follow_checked > 5 * self.follow_interval:
             self._follow_checked = time.monotonic()
+            from cifartui.record.store import read_run
+
             data.disk_status = read_run(data.run_dir).status if data.run_dir else None
             changed = True
         if data.ended is not None or (data.disk_status not in (None, "running")):
@@ -361,6 +394,10 @@ class CifarApp(App):
         if self.training:
             self.notify("a run is already training here", severity="warning")
             return False
+        from cifartui.record.store import EventFollower
+        from cifartui.tui.bridge import TrainingBridge
+        from cifartui.tui.rundata import APP_STATUS, RunData
+
         data = RunData(resume_dir)
         bridge = TrainingBridge(self.post_message)
         live = LiveTraining(cfg=cfg, data=data, bridge=bridge, resume_dir=resume_dir)
@@ -376,6 +413,8 @@ class CifarApp(App):
 
     def _train_thread(self, live: LiveTraining) -> None:
         """On the worker thread: preflight, create the run, train. Never raises into Textual."""
+        from cifartui.tui.rundata import APP_DONE, APP_ERROR, APP_RUN_DIR, APP_STATUS
+
         bridge = live.bridge
         try:
             from cifartui import session  # torch and timm load in here, off the UI thread
@@ -407,6 +446,8 @@ class CifarApp(App):
         live = self.live
         if live is None or not len(live.bridge):
             return
+        from cifartui.tui.rundata import APP_DONE, APP_ERROR
+
         events = live.bridge.drain()
         for e in events:
             live.data.apply(e)
@@ -657,6 +698,8 @@ def run_app(config_path: str | None = None, run: str | None = None, root: str | 
             overrides: Iterable[str] = ()) -> int:
     """Entry point of ``cifartui`` (see cli.cmd_app)."""
     if config_path is not None:  # a file, or a preset name (`cifartui configs`); UnknownConfig lists them
+        from cifartui import presets
+
         config_path = str(presets.resolve(config_path))
         if not Path(config_path).is_file():
             raise UserError(f"--config: {config_path!r} is not a file. Give a YAML file or a preset name (cifartui configs).")

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from cifartui.record.control import TRAIN_LOG, append_train_log
-from cifartui.record.store import CONFIG_FILE, read_run
 
 if TYPE_CHECKING:
     from cifartui.tui.app import CifarApp, LiveTraining
@@ -99,6 +98,8 @@ def hand_off(live: LiveTraining) -> int:
     if run_dir is None:
         say("the run had not started (no run folder yet): nothing to hand off; start it again with s")
         return 1
+    from cifartui.record.store import read_run  # here, not at the top: the app's first frame does without it
+
     status = read_run(run_dir).status
     if status != "stopped" or not (run_dir / "last.pt").exists():
         say(f"{run_dir.name} ended {status} before the hand-off: nothing left to train")
@@ -111,6 +112,8 @@ def hand_off(live: LiveTraining) -> int:
 
 def spawn_resume(run_dir: Path, cfg_yaml: str) -> int:
     """``cifartui --headless train --resume RUN`` in a new session (no terminal, survives this one's hang-up)."""
+    from cifartui.record.store import CONFIG_FILE
+
     args = [sys.executable, "-m", "cifartui", "--headless", "train", "--resume", str(run_dir)]
     if cfg_yaml != _read(run_dir / CONFIG_FILE):  # an app resume may change epochs: keep what this run trained with
         handoff = run_dir / "handoff.yaml"

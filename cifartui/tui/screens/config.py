@@ -16,7 +16,8 @@ from textual.widgets import Footer, Input, Static
 
 from cifartui.tui.formatting import fmt_value
 from cifartui.errors import UserError
-from cifartui.tui.screens.dialogs import ConfirmScreen, OpenConfigScreen, QueueScreen, SaveAsScreen
+
+# The dialogs (Open, Save as, Queue, Confirm) are imported when one opens: this screen is the first frame's.
 
 if TYPE_CHECKING:
     from cifartui.config import Config
@@ -266,6 +267,8 @@ class ConfigScreen(Screen):
             else:
                 self.load_path(path)
 
+        from cifartui.tui.screens.dialogs import OpenConfigScreen
+
         self.app.push_screen(OpenConfigScreen(self.cifar.config_files(), self.cifar.run_configs(),
                                               self.cifar.presets_listed()), chosen)
 
@@ -307,6 +310,8 @@ class ConfigScreen(Screen):
             self._refresh_side()
             self.notify(f"saved {path}")
 
+        from cifartui.tui.screens.dialogs import SaveAsScreen
+
         self.app.push_screen(SaveAsScreen(str(default)), chosen)
 
     def action_start(self) -> None:
@@ -342,6 +347,8 @@ class ConfigScreen(Screen):
             elif choice == "start":
                 self._start(cfg)
 
+        from cifartui.tui.screens.dialogs import ConfirmScreen
+
         self.app.push_screen(ConfirmScreen("Learning rate high for fine-tuning", warning,
                                            [("lower", "Use lr=1e-5 and start"), ("start", "Start anyway"), ("cancel", "Cancel")]),
                              answered)
@@ -367,6 +374,8 @@ class ConfigScreen(Screen):
                 self.cifar.queue_config(cfg, items)
             except UserError as exc:
                 self.notify(str(exc), title="nothing queued", severity="error", timeout=10)
+
+        from cifartui.tui.screens.dialogs import QueueScreen
 
         self.app.push_screen(QueueScreen(cfg.name, check), chosen)
 
