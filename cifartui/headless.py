@@ -194,6 +194,7 @@ def run_headless(cfg, resume_dir=None, store=None) -> int:
         store = session.prepare(cfg, resume_dir)
     reporter = HeadlessReporter()
     stop = StopRequest()
+    end_before = store.record.ended if store is not None else None  # a resumed run's previous end
     try:
         with SignalStop(stop, quiet=not main) as signals:
             try:
@@ -205,8 +206,10 @@ def run_headless(cfg, resume_dir=None, store=None) -> int:
                 return EXIT_SIGINT
             finally:
                 reporter.close()
-    finally:  # however the run ended (failed too): once, with the signal handlers restored (Ctrl-C kills it)
-        if store is not None and cfg.output.notify:
+    finally:  # however the run ended (failed too): once, with the signal handlers restored (Ctrl-C kills it);
+        # not for a resume refused at set-up, which recorded no end (the run is as it was)
+        if store is not None and cfg.output.notify and store.record.ended is not None \
+                and store.record.ended is not end_before:
             from cifartui.notify import run_notify
 
             failure = run_notify(cfg.output.notify, store.path, cfg.output.notify_timeout)

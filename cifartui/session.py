@@ -14,7 +14,7 @@ from cifartui import config as config_mod
 from cifartui.config import Config
 from cifartui.errors import UserError
 from cifartui.gpustats import GpuPeakRecorder
-from cifartui.record.events import Event, RunEnded
+from cifartui.record.events import Event, RunEnded, RunStarted
 from cifartui.record.control import WriterLock
 from cifartui.record.store import RunStore
 
@@ -85,11 +85,12 @@ def train(cfg: Config, store: RunStore | None, sinks: Iterable[Sink] = (), stop:
     run_log = RunLog(store.path) if store is not None else None
     if store is not None and resume_dir is not None:
         clear_stop_request(store.path)  # a request was for the writer that ran then, not for this resume
-    environment, gpu_peaks = _record_environment(store, resume_dir), GpuPeakRecorder()
-    # the recorder first: it puts the GPU peaks on run_ended before the store writes that event
-    all_sinks = ([gpu_peaks, store, run_log] if store is not None else []) + list(sinks)
+    environment_files, gpu_peaks = _environment_files(store, resume_dir), GpuPeakRecorder()
+    # These two first: they complete run_started (the files) and run_ended (the GPU peaks) before the store
+    # writes them.
+    all_sinks = ([environment_files, gpu_peaks, store, run_log] if store is not None else []) + list(sinks)
     trainer = Trainer(cfg, run_dir, all_sinks, stop=stop, run_id=store.id if store else "", resume=resume_dir is not None,
-                      environment=environment)
+                      environment=environment_files.snapshot.environment if store is not None else None)
     try:
         return trainer.run()
     finally:
@@ -99,8 +100,29 @@ def train(cfg: Config, store: RunStore | None, sinks: Iterable[Sink] = (), stop:
             run_log.finish()
 
 
-def _record_environment(store: RunStore | None, resume_dir: str | Path | None) -> dict | None:
-    """What made the run (rank 0 only: it writes): env.txt and git.diff in the folder, the rest for run_started."""
+class _EnvironmentFiles:
+    """A sink that writes env.txt and git.diff when the run starts (rank 0 only), and names them in that
+    run_started event. Not before: a resume refused at set-up (another config, a damaged last.pt) drops its
+    run_started, and leaves the folder as it found it."""
+
+    def __init__(self, snapshot, run_dir: Path, resumed_at: int | None):
+        self.snapshot, self.run_dir, self.resumed_at = snapshot, run_dir, resumed_at
+
+    def __call__(self, event: Event) -> None:
+        if not isinstance(event, RunStarted) or self.run_dir is None:
+            return
+        try:
+            self.snapshot.write(self.run_dir, resumed_from=self.resumed_at)
+        except OSError as exc:  # the events' own write names a full disk and ends the run; this says what is missing
+            self.snapshot.environment["files_error"] = f"{type(exc).__name__}: {exc}"
+        for key in ("files", "files_error"):
+            if key in self.snapshot.environment:
+                event.environment[key] = self.snapshot.environment[key]
+        self.run_dir = None  # once: a resume's run_started is the only one this process emits
+
+
+def _environment_files(store: RunStore | None, resume_dir: str | Path | None) -> _EnvironmentFiles | None:
+    """What made the run (rank 0 only: it writes): taken now, its files written when the run starts."""
     if store is None:
         return None
     from cifartui import environment
@@ -109,11 +131,6 @@ def _record_environment(store: RunStore | None, resume_dir: str | Path | None) -
         snapshot = environment.take()
     except Exception as exc:  # noqa: BLE001 - a broken package's metadata must not stop the run it describes
         snapshot = environment.Snapshot({"error": f"{type(exc).__name__}: {exc}"})
-    resumed_at = None
-    if resume_dir is not None:  # the epoch this resume starts at names its own files (the first start's stay)
-        resumed_at = store.record.epochs_done + 1
-    try:
-        snapshot.write(store.path, resumed_from=resumed_at)
-    except OSError as exc:  # the events' own write names a full disk and ends the run; this only says what is missing
-        snapshot.environment["files_error"] = f"{type(exc).__name__}: {exc}"
-    return snapshot.environment
+    # the epoch a resume starts at names its own files (the first start's stay)
+    resumed_at = store.record.epochs_done + 1 if resume_dir is not None else None
+    return _EnvironmentFiles(snapshot, store.path, resumed_at)

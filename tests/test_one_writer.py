@@ -122,15 +122,20 @@ def test_a_resume_with_another_config_or_other_classes_is_refused_before_any_wri
     _, err = done.communicate(timeout=300)
     assert done.returncode == 0, err
     run = the_run(root)
+    # As if a package changed since: a resume that went ahead would write its own env.resume-N.txt
+    (run / "env.txt").write_text("torch==0.0\n")
     before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != "writer.lock"}
 
     lr = cli("--headless", "train", "--resume", str(run), "--set", "train.lr=0.5", "--set", "train.epochs=3")
     _, err = lr.communicate(timeout=300)
     assert lr.returncode == 2 and "train.lr" in err and "differs from the run's" in err, err
 
-    classes = cli("--headless", "train", "--resume", str(run), "--set", f"data.root={other}", "--set", "train.epochs=3")
+    notified = tmp_path / "notified"  # a refused resume recorded no end: nothing to notify of
+    classes = cli("--headless", "train", "--resume", str(run), "--set", f"data.root={other}", "--set", "train.epochs=3",
+                  "--set", f"output.notify=touch {notified}")
     _, err = classes.communicate(timeout=300)
     assert classes.returncode == 2 and "classes are not the run's" in err and "'cat' -> 'car'" in err, err
+    assert not notified.exists()
 
     after = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != "writer.lock"}
     assert after == before and status(run) == "completed"
