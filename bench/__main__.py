@@ -31,6 +31,7 @@ BENCHMARKS: dict[str, tuple[str, str, str]] = {
     "cam_32": ("bench.analysis", "run_cam_32", "one Grad-CAM map, resnet34 32 px, CPU, vs one forward pass"),
     "cam_224": ("bench.analysis", "run_cam_224", "one Grad-CAM map, resnet34 224 px, CPU, vs one forward pass"),
     "probs_size": ("bench.analysis", "run_probs_size", "eval npz of 50,000 x 100 with float16 probabilities vs without"),
+    "findings": ("bench.analysis", "run_findings", "findings of a 100-class, 20-epoch run vs reading that run"),
 }
 
 

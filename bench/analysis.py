@@ -1,4 +1,4 @@
-"""cam_32 / cam_224 / probs_size: what issue 13's analysis costs.
+"""cam_32 / cam_224 / probs_size / findings: what the analysis costs.
 
 cam_32, cam_224: one Grad-CAM map (``core.gradcam.Explainer``, the drilldown's ``g`` after the first) of a
 ResNet34 with random weights on this machine's CPU, at 32 and 224 px, against one plain ``no_grad`` forward
@@ -7,6 +7,10 @@ is a forward and a backward pass plus the map's arithmetic, so a few).
 probs_size: the compressed ``eval/*.npz`` of a 50,000-image, 100-class evaluation with every class's
 probability stored (float16, as ``suspects`` needs them) against the same file without them; the
 probabilities are a confident classifier's (top-1 ~0.8 on average), generated, not a trained model's.
+findings: ``analysis.findings`` (what the dashboard's findings panel and the report show) on a 100-class,
+20-epoch run with 1,560 step events and a 100x100 test confusion, against ``analysis.load_run`` of the same
+run (the reading every reader pays; the baseline): the ratio is the share of the time that is reading, so
+0.5 means the analysis costs no more than the reading it needs.
 """
 
 from __future__ import annotations
@@ -80,3 +84,38 @@ def run_probs_size(quick: bool) -> Result:
                   note=f"{n} x {c} float16 probabilities ({n * c * 2 / 2**20:.1f} MB raw); baseline: the same "
                        f"evaluation without them; mean top-1 probability {probs.max(1).mean():.2f}",
                   extra={"images": n, "classes": c})
+
+
+def run_findings(quick: bool) -> Result:
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    import numpy as np
+
+    from cifartui import analysis
+    from cifartui.classes import CIFAR100_SUPERCLASSES
+    from testkit.runs import write_known_run
+
+    names = [n for fines in CIFAR100_SUPERCLASSES.values() for n in fines]
+    rng = np.random.default_rng(0)
+    conf = rng.integers(0, 3, (100, 100)).astype(np.int32) + np.diag(rng.integers(50, 100, 100)).astype(np.int32)
+    epochs = [(e, min(0.99, 0.3 + 0.04 * e), 0.3 + 0.025 * e, 2.0 / e, 2.0 / e + 0.1) for e in range(1, 21)]
+    tmp = Path(tempfile.mkdtemp(prefix="bench-findings-"))
+    try:
+        run = write_known_run(tmp, classes=names, epochs=epochs, confusion=conf, status="completed", planned=20,
+                              steps=78)
+        analysis.findings(run)  # first call: imports, page cache
+
+        def timed(fn):
+            def once() -> float:
+                t0 = time.perf_counter()
+                fn(run)
+                return time.perf_counter() - t0
+            return once
+
+        value, baseline = interleave(timed(analysis.findings), timed(analysis.load_run), 3 if quick else 15)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return Result(value * 1000, baseline * 1000, "ms", 0.5, higher_is_better=False,
+                  note="baseline: analysis.load_run of the same run (its reading)")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import itertools
 import os
 import random
-import socket
 import statistics
 import tempfile
 import time
@@ -29,49 +28,42 @@ from bench.common import Result, median
 
 
 def _write_template_runs(root: Path, n: int) -> list[Path]:
-    """``n`` runs written with the real RunStore: 5% still running (this process), 2% without summary.json (as
-    older versions left them: rebuilt from their events), 3% failed, the rest completed."""
+    """``n`` runs written with the real RunStore (testkit's RunWriter): 5% still running (this process), 2% without
+    summary.json (as older versions left them: rebuilt from their events), 3% failed, the rest completed."""
     from cifartui.config import Config
-    from cifartui.record.events import EpochEnd, Evaluation, RunEnded, RunStarted, Step
-    from cifartui.record.store import RunStore
+    from testkit.runs import RunWriter
 
     rnd = random.Random(0)
     cfg_text = Config().to_yaml()
     names = [f"class_{i:02d}" for i in range(100)]
-    host = socket.gethostname()
     paths = []
     # Generation only: skip the fsyncs a real run pays per epoch (the files are the same).
     with mock.patch("cifartui.record.store.os.fsync"), mock.patch("cifartui.record.atomic.os.fsync"), \
             mock.patch("cifartui.record.atomic.fsync_dir"):
         for i in range(n):
-            run_id = f"template-{i:03d}"
-            path = root / run_id
-            (path / "eval").mkdir(parents=True)
-            store = RunStore(path)
-            store.write_config(cfg_text.replace("lr: 0.001", f"lr: {rnd.choice([0.001, 0.0003, 0.0001])}"))
+            writer = RunWriter.new(root, f"template-{i:03d}",
+                                   cfg_text.replace("lr: 0.001", f"lr: {rnd.choice([0.001, 0.0003, 0.0001])}"))
             epochs = rnd.randint(1, 20)
             running, old, failed = i % 20 == 7, i % 50 == 3, i % 33 == 5
-            store(RunStarted(run_id=run_id, name=f"bench{i % 7}", device="cuda:0", num_classes=100, class_names=names,
-                             epochs=epochs, steps_per_epoch=100, train_size=45000, val_size=5000, test_size=10000,
-                             model=rnd.choice(["resnet34", "resnet18", "vit_small_patch16_224"]), dataset="cifar100",
-                             pid=os.getpid() if running else 1_000_000 + i, host=host))
-            best = 0.0
+            writer.start(names, name=f"bench{i % 7}", device="cuda:0", epochs=epochs, steps_per_epoch=100,
+                         train_size=45000, val_size=5000, test_size=10000,
+                         model=rnd.choice(["resnet34", "resnet18", "vit_small_patch16_224"]), dataset="cifar100",
+                         pid=os.getpid() if running else 1_000_000 + i)
             for e in range(1, epochs + 1):
                 for s in range(20, 101, 20):
-                    store(Step(epoch=e, step=s, steps=100, loss=2.0 / e, acc=0.1 * e, lr=1e-3, images_per_second=900.0))
+                    writer.step(e, s, 100, loss=2.0 / e, acc=0.1 * e, lr=1e-3, images_per_second=900.0)
                 acc = min(0.99, 0.3 + 0.03 * e + 0.05 * rnd.random())
-                best = max(best, acc)
-                store(EpochEnd(epoch=e, train_loss=2.0 / e, train_acc=acc, val_loss=2.0 / e, val_acc=acc, val_top5=acc,
-                               lr=1e-3, epoch_seconds=60.0, images_per_second=900.0, best_val_acc=best,
-                               is_best=acc == best))
+                writer.end_epoch(e, val_acc=acc, train_loss=2.0 / e, train_acc=acc, val_loss=2.0 / e, val_top5=acc,
+                                 lr=1e-3, epoch_seconds=60.0, images_per_second=900.0)
             if not running:
-                store(Evaluation(split="test", epoch=epochs, loss=1.0, top1=best, top5=best, num_samples=10000))
-                store(RunEnded(status="failed" if failed else "completed", reason="bench", epochs_done=epochs,
-                               best_val_acc=best, test_acc=best))
-            store.close()
+                best = writer.best_val_acc
+                writer.evaluation("test", epochs, loss=1.0, top1=best, top5=best, num_samples=10000)
+                writer.end("failed" if failed else "completed", "bench", epochs_done=epochs, best_val_acc=best,
+                           test_acc=best)
+            writer.close()
             if old:
-                (path / "summary.json").unlink()
-            paths.append(path)
+                (writer.path / "summary.json").unlink()
+            paths.append(writer.path)
     return paths
 
 

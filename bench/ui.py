@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 from bench.common import Result, interleave, median, not_available, pairs
-from bench.terminal import Tmux
+from testkit.terminal import Tmux
 
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "configs" / "demo.yaml"
@@ -174,10 +174,22 @@ Bare().run()
 """
 
 
+def _compile_package() -> None:
+    """Byte-compile cifartui as a wheel install leaves it (pip compiles; an editable install under
+    PYTHONDONTWRITEBYTECODE=1 never writes .pyc files and would compile ~10k lines on every start, while
+    Textual's own modules, the bare app's floor, come compiled from their wheel)."""
+    import compileall
+
+    import cifartui
+
+    compileall.compile_dir(Path(cifartui.__file__).parent, quiet=1)
+
+
 class _FirstFrames:
     """Start programs in one tmux pane and time their first frame (the CIFARTUI_FIRST_PAINT_FILE stamp)."""
 
     def __init__(self) -> None:
+        _compile_package()
         self.tmp = Path(tempfile.mkdtemp(prefix="bench-ff-"))
         self.tmux = Tmux()
         self.count = 0
@@ -255,30 +267,25 @@ def run_first_frame_bare(quick: bool) -> Result:
 def _confusion_run(root: Path, n: int = 100) -> str:
     import numpy as np
 
-    from cifartui.record.events import EpochEnd, Evaluation, RunEnded, RunStarted
-    from cifartui.record.store import RunStore
+    from testkit.runs import RunWriter
 
     rng = np.random.default_rng(0)
     targets = np.repeat(np.arange(n), 100).astype(np.int32)
     preds = np.where(rng.random(targets.size) < 0.7, targets, rng.integers(0, n, targets.size)).astype(np.int32)
     conf = np.bincount(targets * n + preds, minlength=n * n).reshape(n, n).astype(np.int32)
     prob = rng.uniform(0.2, 1.0, targets.size).astype(np.float16)
-    run_id = "20250101-000000-bench-confusion"
-    path = root / run_id
-    (path / "eval").mkdir(parents=True)
-    store = RunStore(path)
-    names = [f"class_{i:03d}" for i in range(n)]
-    store(RunStarted(run_id=run_id, name="bench-confusion", device="cpu", num_classes=n, class_names=names, epochs=1,
-                     steps_per_epoch=10, train_size=1000, val_size=100, test_size=targets.size, model="resnet18",
-                     dataset="cifar100"))
     acc = float(np.trace(conf) / targets.size)
-    store(EpochEnd(epoch=1, train_loss=1.0, train_acc=acc, val_loss=1.0, val_acc=acc, val_top5=acc, lr=1e-3,
-                   epoch_seconds=1.0, images_per_second=1.0, best_val_acc=acc, is_best=True))
-    store(Evaluation(split="test", epoch=1, loss=1.0, top1=acc, top5=acc, num_samples=targets.size,
-                     arrays={"confusion": conf, "targets": targets, "preds": preds, "pred_prob": prob, "true_prob": prob}))
-    store(RunEnded(status="completed", reason="bench", epochs_done=1, best_val_acc=acc, test_acc=acc))
-    store.close()
-    return run_id
+    with RunWriter.new(root, "20250101-000000-bench-confusion") as writer:
+        writer.start([f"class_{i:03d}" for i in range(n)], name="bench-confusion", epochs=1, steps_per_epoch=10,
+                     train_size=1000, val_size=100, test_size=targets.size, model="resnet18", dataset="cifar100",
+                     host="")
+        writer.end_epoch(1, val_acc=acc, train_loss=1.0, train_acc=acc, val_loss=1.0, val_top5=acc, lr=1e-3,
+                         epoch_seconds=1.0, images_per_second=1.0)
+        writer.evaluation("test", 1, loss=1.0, top1=acc, top5=acc,
+                          arrays={"confusion": conf, "targets": targets, "preds": preds, "pred_prob": prob,
+                                  "true_prob": prob})
+        writer.end("completed", "bench", epochs_done=1, best_val_acc=acc, test_acc=acc)
+    return writer.path.name
 
 
 def run_confusion_nav(quick: bool) -> Result:

@@ -36,8 +36,9 @@ def tiny_yaml(root, **extra) -> dict:
     return nested
 
 
-def wait_until(predicate, timeout: float = 60.0, what: str = "the condition", every: float = 0.05):
-    """Poll ``predicate`` until it returns something true (returned), or fail after ``timeout`` seconds."""
+def wait_until(predicate, timeout: float = 60.0, what: str = "the condition", every: float = 0.05, detail=None):
+    """Poll ``predicate`` until it returns something true (returned), or fail after ``timeout`` seconds naming
+    ``what`` was awaited, plus ``detail()`` (what to look at, read when it fails: log lines, states) if given."""
     import time
 
     end = time.monotonic() + timeout
@@ -47,9 +48,32 @@ def wait_until(predicate, timeout: float = 60.0, what: str = "the condition", ev
             return value
         time.sleep(every)
     value = predicate()
-    if value:
-        return value
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+    if not value:
+        raise _timed_out(timeout, what, detail)
+    return value
+
+
+async def pilot_wait_until(pilot, predicate, timeout: float = 60.0, what: str = "the condition", every: float = 0.05,
+                           detail=None):
+    """wait_until for a Textual app under test: between polls the app runs (messages, workers, timers) through
+    ``pilot.pause``. Returns the predicate's true value, or fails the same way."""
+    import time
+
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = predicate()
+        if value:
+            return value
+        await pilot.pause(every)
+    value = predicate()
+    if not value:
+        raise _timed_out(timeout, what, detail)
+    return value
+
+
+def _timed_out(timeout: float, what: str, detail) -> AssertionError:
+    message = f"timed out after {timeout:g}s waiting for {what}"
+    return AssertionError(message if detail is None else f"{message}: {detail()}")
 
 
 # -- a real run with wrong labels (issue 13: suspects, cam, data.exclude; trained once per session) ---------

@@ -1,18 +1,14 @@
-"""Findings on fixture runs whose figures are known by hand (written through RunStore, no training)."""
+"""Findings on fixture runs whose figures are known by hand (testkit.runs.write_known_run, no training)."""
 
 import math
 import os
-import socket
-import time
 
 import numpy as np
 import pytest
 
 from cifartui import analysis
-from cifartui.config import Config
 from cifartui.record import metrics
-from cifartui.record.events import EpochEnd, Evaluation, Log, RunEnded, RunStarted, Samples, Step
-from cifartui.record.store import RunStore
+from testkit.runs import RunWriter, write_known_run
 
 CLASSES = ["boy", "girl", "maple_tree", "oak_tree", "orange", "motorcycle"]
 # rows = true class, 20 test images each; 98 of 120 right
@@ -29,62 +25,10 @@ EPOCHS = [(1, 0.50, 0.55, 1.6, 1.4), (2, 0.75, 0.72, 0.9, 1.0), (3, 0.90, 0.80, 
           (4, 0.96, 0.79, 0.2, 0.85), (5, 0.99, 0.78, 0.1, 0.95)]
 
 
-def per_sample(confusion):
-    """targets/preds/pred_prob in dataset order that add up to ``confusion``; each sample's
-    probability is 0.5 + its index / 1000 (so the most confident mistakes are the last ones)."""
-    targets, preds = [], []
-    for i, row in enumerate(confusion):
-        for j, n in enumerate(row):
-            targets += [i] * int(n)
-            preds += [j] * int(n)
-    n = len(targets)
-    return {"targets": np.array(targets, np.int32), "preds": np.array(preds, np.int32),
-            "pred_prob": (0.5 + np.arange(n) / 1000).astype(np.float16),
-            "true_prob": np.full(n, 0.5, np.float16)}
-
-
-def thumbs(n, size=8):
-    """uint8 N,size,size,3: image k filled with grey level k (so a strip's pixels name its samples)."""
-    return np.repeat(np.arange(n, dtype=np.uint8)[:, None, None, None], size * size * 3, 1).reshape(n, size, size, 3)
-
-
-def write_run(root, name="ref", classes=CLASSES, epochs=EPOCHS, confusion=CONFUSION, status="early_stopped",
-              val_size=120, planned=10, extra_cfg=None, test=True, steps=0):
-    cfg = Config().with_overrides(**{"name": name, "data.source": "cifar100", "model.name": "resnet18",
-                                     "train.epochs": planned, "train.early_stop_patience": 2, "train.lr": 1e-3,
-                                     **(extra_cfg or {})})
-    store = RunStore.create(root, name)
-    store.write_config(cfg.to_yaml())
-    store(RunStarted(run_id=store.id, name=name, device="cpu", num_classes=len(classes), class_names=classes,
-                     epochs=planned, steps_per_epoch=10, train_size=1000, val_size=val_size, test_size=120,
-                     model="resnet18", dataset="cifar100", pid=os.getpid(), host=socket.gethostname()))
-    n = int(confusion.sum())
-    store(Samples(split="test", num_samples=n, arrays={"images": thumbs(n)}))
-    best = -1.0
-    for epoch, tr, va, tl, vl in epochs:
-        for s in range(steps):
-            store(Step(epoch=epoch, step=s + 1, steps=steps, loss=tl, acc=tr, lr=1e-3, images_per_second=100.0))
-        is_best = va > best
-        best = max(best, va)
-        # a val evaluation every epoch: everything on the diagonal but one error, so it is never the analysed split
-        vconf = np.diag([20] * len(classes)).astype(np.int32)
-        vconf[0, 1] = 1
-        store(Evaluation(split="val", epoch=epoch, loss=vl, top1=va, top5=1.0, num_samples=int(vconf.sum()),
-                         arrays={"confusion": vconf}))
-        store(EpochEnd(epoch=epoch, train_loss=tl, train_acc=tr, val_loss=vl, val_acc=va, val_top5=0.99,
-                       lr=1e-3 * (planned - epoch) / planned, epoch_seconds=10.0, images_per_second=100.0,
-                       best_val_acc=best, is_best=is_best))
-    best_epoch = max(epochs, key=lambda e: (e[2], -e[0]))[0] if epochs else None
-    if test:
-        store(Evaluation(split="test", epoch=best_epoch or 0, loss=0.7, top1=float(np.trace(confusion)) / n,
-                         top5=0.99, num_samples=n, arrays={"confusion": confusion, **per_sample(confusion)}))
-    store(Log(message="done"))
-    if status:
-        store(RunEnded(status=status, reason="early stopping: no better validation accuracy for 2 epochs",
-                       epochs_done=len(epochs), best_val_acc=max(e[2] for e in epochs) if epochs else None,
-                       best_epoch=best_epoch))
-    store.close()
-    return store.path
+def write_run(root, name="ref", **options):
+    """The reference run (CLASSES, CONFUSION, EPOCHS; early-stopped after 5 of 10 epochs), or a variant of it:
+    ``options`` are write_known_run's."""
+    return write_known_run(root, name, **{"classes": CLASSES, "epochs": EPOCHS, "confusion": CONFUSION, **options})
 
 
 @pytest.fixture
@@ -219,39 +163,37 @@ def test_fine_tuning_lr_without_a_reference_uses_epoch_one(tmp_path):
 
 
 def test_partial_runs_never_raise(tmp_path):
-    store = RunStore.create(tmp_path, "empty")
-    store(RunStarted(run_id=store.id, name="empty", device="cpu", num_classes=2, class_names=["a", "b"], epochs=3,
-                     steps_per_epoch=1, train_size=2, val_size=1, test_size=1, pid=os.getpid(), host=socket.gethostname()))
-    store.close()
-    found = analysis.findings(store.path)
+    with RunWriter.create(tmp_path, "empty") as writer:
+        writer.start(["a", "b"], name="empty", epochs=3, steps_per_epoch=1, train_size=2, val_size=1, test_size=1,
+                     pid=os.getpid())
+    found = analysis.findings(writer.path)
     assert [f.kind for f in found] == ["status"] and "still running" in found[0].text
-    with open(store.path / "events.jsonl", "a") as fh:
+    with open(writer.path / "events.jsonl", "a") as fh:
         fh.write('{"type":"epoch","epo')  # a writer mid-line
-    assert [f.kind for f in analysis.findings(store.path)] == ["status"]
+    assert [f.kind for f in analysis.findings(writer.path)] == ["status"]
     failed = write_run(tmp_path, "bad", status="failed", test=False)
     f = by_kind(analysis.findings(failed))
     assert f["status"].severity == "warning" and "failed after 5 epoch(s)" in f["status"].text
     assert "confused_pairs" in f  # from the last val evaluation
 
 
-def test_findings_are_fast_on_a_100_class_run(tmp_path):
-    from cifartui.classes import CIFAR100_SUPERCLASSES
+def test_findings_of_a_100_class_run_count_every_error(tmp_path):
+    """The size of a real CIFAR-100 run (its cost is bench `findings`): the superclass figures account for
+    every error of the test confusion matrix."""
+    from cifartui.classes import CIFAR100_SUPERCLASSES, SUPERCLASS_OF
 
     names = [n for fines in CIFAR100_SUPERCLASSES.values() for n in fines]
     rng = np.random.default_rng(0)
     conf = rng.integers(0, 3, (100, 100)).astype(np.int32) + np.diag(rng.integers(50, 100, 100)).astype(np.int32)
     epochs = [(e, min(0.99, 0.3 + 0.04 * e), 0.3 + 0.025 * e, 2.0 / e, 2.0 / e + 0.1) for e in range(1, 21)]
     run = write_run(tmp_path, classes=names, epochs=epochs, confusion=conf, status="completed", planned=20, steps=78)
-    analysis.findings(run)  # first call: imports, page cache
-    best = min(_timed(lambda: analysis.findings(run)) for _ in range(5))
-    print(f"findings on a 100-class, 20-epoch run with 1560 step events: {1000 * best:.1f} ms")
-    assert best < 0.05
-
-
-def _timed(fn):
-    t = time.perf_counter()
-    fn()
-    return time.perf_counter() - t
+    f = by_kind(analysis.findings(run))
+    errors = int(conf.sum() - np.trace(conf))
+    same = np.array([[SUPERCLASS_OF[a] == SUPERCLASS_OF[b] for b in names] for a in names]) & ~np.eye(100, dtype=bool)
+    figures = f["superclass_confusions"].figures
+    assert (figures["errors"], figures["within"]) == (errors, int(conf[same].sum()))
+    assert figures["within"] + figures["across"] == errors
+    assert f["overfitting"].figures["epoch"] == 20
 
 
 def test_analysis_imports_no_torch_or_ui():

@@ -15,7 +15,7 @@ import sys
 
 import pytest
 
-from support import REPO, tiny_overrides
+from support import REPO, pilot_wait_until, tiny_overrides
 
 
 def cli(*args, timeout=120):
@@ -216,7 +216,9 @@ def test_app_starts_lists_and_opens_a_damaged_run(tiny_run, tmp_path, name):
 
     from cifartui.tui.screens.confusion import ConfusionScreen
     from cifartui.tui.screens.dashboard import DashboardScreen
+    from cifartui.tui.screens.drilldown import DrilldownScreen
     from cifartui.tui.screens.runs import RunsScreen
+    from cifartui.tui.widgets.run_panels import FindingsPanel
 
     def unreadable(run):
         _replace_with_dir("summary.json")(run)
@@ -224,6 +226,10 @@ def test_app_starts_lists_and_opens_a_damaged_run(tiny_run, tmp_path, name):
 
     root, run = _damaged_root(tiny_run, tmp_path, unreadable if name == "unreadable" else DAMAGES[name][0])
     shutil.copytree(tiny_run, root / "20000101-000000-healthy")
+
+    def findings_shown(app):  # the findings (a worker reading the damaged run), or why there are none
+        panels = app.screen.query(FindingsPanel)  # empty until the screen is composed
+        return isinstance(app.screen, DashboardScreen) and panels and str(panels.first().content)
 
     async def drive():
         app = _app(root)
@@ -233,18 +239,18 @@ def test_app_starts_lists_and_opens_a_damaged_run(tiny_run, tmp_path, name):
             assert app.screen.query_one(DataTable).row_count == 2
             assert {r.id for r in app.screen.shown} == {run.name, "20000101-000000-healthy"}
             app.open_run(run)
-            await pilot.pause(0.3)
-            assert isinstance(app.screen, DashboardScreen)
+            await pilot_wait_until(pilot, lambda: findings_shown(app), 30,
+                                   what="the damaged run's dashboard with its findings")
             await pilot.press("c")
-            await pilot.pause(0.3)
-            assert isinstance(app.screen, ConfusionScreen)
+            await pilot_wait_until(pilot, lambda: isinstance(app.screen, ConfusionScreen), 10,
+                                   what="the Confusion screen")
             await pilot.press("enter")  # the drilldown of the highlighted pair, where there is one
-            await pilot.pause(0.5)
+            await pilot_wait_until(pilot, lambda: not isinstance(app.screen, DrilldownScreen)
+                                   or app.screen.samples_loaded, 30,
+                                   what="the drilldown's thumbnails (or no drilldown)")
             await pilot.press("escape")
-            await pilot.pause(0.1)
             await pilot.press("r")
-            await pilot.pause(0.1)
-            assert isinstance(app.screen, RunsScreen)
+            await pilot_wait_until(pilot, lambda: isinstance(app.screen, RunsScreen), 10, what="the Runs screen")
 
     asyncio.run(drive())
 

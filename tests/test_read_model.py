@@ -25,7 +25,7 @@ from cifartui.record.events import Checkpoint, EpochEnd, Evaluation, Log, RunEnd
 from cifartui.record.read_model import RunRecord
 from cifartui.record.store import RunStore, list_runs, read_events, read_run
 
-from support import PYTHON, REPO, tiny_overrides
+from support import PYTHON, REPO, tiny_overrides, wait_until
 
 CLASSES = ["cat", "dog", "ship", "frog"]
 
@@ -223,20 +223,18 @@ def test_killed_and_resumed_run_tells_one_story(tmp_path):
         args += ["--set", item]
     with open(tmp_path / "first.log", "w") as log:
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-        try:
-            run = None
-            deadline = time.time() + 240
-            while time.time() < deadline:  # kill in the first half of epoch 2: last.pt holds the end of epoch 1
-                runs = list_runs(root)
-                if runs:
-                    run = Path(runs[0].path)
-                    events, _ = read_events(run / "events.jsonl")
-                    if any(e["type"] == "step" and e["epoch"] == 2 and e["step"] <= e["steps"] // 2 for e in events):
-                        break
-                assert proc.poll() is None, f"exited early: {proc.returncode}\n{(tmp_path / 'first.log').read_text()}"
-                time.sleep(0.02)
-            else:
-                raise AssertionError("no step of epoch 2 in time")
+
+        def in_first_half_of_epoch_2():  # kill there: last.pt holds the end of epoch 1
+            runs = list_runs(root)
+            if runs:
+                events, _ = read_events(Path(runs[0].path) / "events.jsonl")
+                if any(e["type"] == "step" and e["epoch"] == 2 and e["step"] <= e["steps"] // 2 for e in events):
+                    return Path(runs[0].path)
+            assert proc.poll() is None, f"exited early: {proc.returncode}\n{(tmp_path / 'first.log').read_text()}"
+            return None
+
+        try:  # polled often: epoch 2 has only a few steps
+            run = wait_until(in_first_half_of_epoch_2, 240, what="a step in the first half of epoch 2", every=0.02)
             os.kill(proc.pid, signal.SIGKILL)
         finally:
             if proc.poll() is None:

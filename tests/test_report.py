@@ -3,7 +3,6 @@
 import csv
 import io
 import os
-import socket
 import xml.etree.ElementTree as ET
 
 import numpy as np
@@ -12,10 +11,10 @@ from PIL import Image
 
 from cifartui.cli import main
 from cifartui.commands.export import COLUMNS, export_csv
-from cifartui.record.events import EpochEnd, RunStarted
+from cifartui.record.events import EpochEnd
 from cifartui.report import build_report, curves_svg
-from cifartui.record.store import RunStore
-from test_analysis import CONFUSION, per_sample, write_run
+from test_analysis import CONFUSION, write_run
+from testkit.runs import RunWriter, per_sample
 
 
 @pytest.fixture
@@ -100,13 +99,12 @@ def test_image_strip_shows_the_most_confused_pair(ref_run, tmp_path):
 
 
 def test_report_of_a_run_without_epochs_or_evaluations(tmp_path):
-    store = RunStore.create(tmp_path, "fresh")
-    store(RunStarted(run_id=store.id, name="fresh", device="cpu", num_classes=2, class_names=["a", "b"], epochs=3,
-                     steps_per_epoch=1, train_size=2, val_size=1, test_size=1, pid=os.getpid(), host=socket.gethostname()))
-    store.close()
-    md = build_report(store.path).read_text()
+    with RunWriter.create(tmp_path, "fresh") as writer:
+        writer.start(["a", "b"], name="fresh", epochs=3, steps_per_epoch=1, train_size=2, val_size=1, test_size=1,
+                     pid=os.getpid())
+    md = build_report(writer.path).read_text()
     assert "still running" in md and "No epoch finished." in md and "No evaluation recorded yet." in md
-    assert (store.path / "report.md").exists() and not (store.path / "report_curves.svg").exists()
+    assert (writer.path / "report.md").exists() and not (writer.path / "report_curves.svg").exists()
 
 
 def test_report_command_writes_beside_the_run(ref_run, capsys):

@@ -1,10 +1,8 @@
 """Never lose a run: SIGKILL at any point, then --resume, ends bitwise where an uninterrupted run ends;
 Ctrl-C / SIGTERM save and exit 130 / 143; SIGHUP is survived."""
-import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -12,7 +10,7 @@ import torch
 
 from cifartui.record.store import list_runs, read_events, read_run
 
-from support import tiny_overrides
+from support import tiny_overrides, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -31,18 +29,18 @@ def start(root, *extra, resume=None):
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def wait_for(root, predicate, proc, timeout=120):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+def wait_for_events(root, predicate, proc, what: str, timeout=120):
+    """The run folder under ``root`` once ``predicate(its events)`` holds; fails at once if ``proc`` exits first.
+    Polled often: the tests signal the trainer at a chosen step."""
+    def reached():
         runs = list_runs(root)
-        if runs:
-            events, _ = read_events(Path(runs[0].path) / "events.jsonl")
-            if predicate(events):
-                return Path(runs[0].path)
+        if runs and predicate(read_events(Path(runs[0].path) / "events.jsonl")[0]):
+            return Path(runs[0].path)
         if proc.poll() is not None:
             raise AssertionError(f"exited early: {proc.returncode}\n{proc.stderr.read()}")
-        time.sleep(0.02)
-    raise AssertionError("timed out")
+        return None
+
+    return wait_until(reached, timeout, what=what, every=0.02)
 
 
 def final_state(run):
@@ -65,7 +63,8 @@ def reference(tmp_path_factory):
 @pytest.mark.parametrize("kill_after_steps", [3, 11, 19])
 def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, reference, kill_after_steps):
     proc = start(tmp_path)
-    run = wait_for(tmp_path, lambda ev: sum(e["type"] == "step" for e in ev) >= kill_after_steps, proc)
+    run = wait_for_events(tmp_path, lambda ev: sum(e["type"] == "step" for e in ev) >= kill_after_steps, proc,
+                          f"{kill_after_steps} steps")
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert read_run(run).status == "crashed"
@@ -86,7 +85,7 @@ def test_sigkill_then_resume_equals_an_uninterrupted_run(tmp_path, reference, ki
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_interrupt_saves_and_exits_with_the_signal_code(tmp_path, sig, code):
     proc = start(tmp_path, "train.save_every_steps=0")
-    run = wait_for(tmp_path, lambda ev: sum(e["type"] == "step" for e in ev) >= 4, proc)
+    run = wait_for_events(tmp_path, lambda ev: sum(e["type"] == "step" for e in ev) >= 4, proc, "4 steps")
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == code, err
@@ -101,7 +100,7 @@ def test_interrupt_saves_and_exits_with_the_signal_code(tmp_path, sig, code):
 
 def test_sighup_is_survived(tmp_path):
     proc = start(tmp_path, "train.epochs=1", "train.save_every_steps=0")
-    wait_for(tmp_path, lambda ev: any(e["type"] == "step" for e in ev), proc)
+    wait_for_events(tmp_path, lambda ev: any(e["type"] == "step" for e in ev), proc, "the first step")
     proc.send_signal(signal.SIGHUP)
     proc.communicate(timeout=300)
     assert proc.returncode == 0

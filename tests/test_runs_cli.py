@@ -1,5 +1,5 @@
 """`cifartui runs`: filters, tags and notes, archive, rm/restore (a live run refused), the 80-column listing.
-Real run folders (written with the RunStore), the real CLI (in process, or a subprocess where the terminal, the
+Real run folders (written by testkit.runs), the real CLI (in process, or a subprocess where the terminal, the
 environment or a second process matters)."""
 
 from __future__ import annotations
@@ -20,9 +20,7 @@ from cifartui.cli import main
 from cifartui.record.store import list_runs
 
 from support import REPO
-
-sys.path.insert(0, str(Path(__file__).parent / "tui"))
-from tui_fixtures import write_run  # noqa: E402
+from testkit.runs import write_run
 
 NAMES = ["cat", "dog", "emu"]
 C100, C10, BROKEN, HALFWAY = ("20250601-101500-cifar100-resnet34", "20250602-093000-cifar10-resnet18",

@@ -7,7 +7,6 @@ import json
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,7 @@ import torch
 from cifartui.record.events import RunEnded
 from cifartui.record.store import RunStore, StorageError, read_run
 
-from support import REPO, tiny_overrides
+from support import REPO, tiny_overrides, wait_until
 
 
 @pytest.mark.slow
@@ -27,15 +26,9 @@ def test_a_write_that_fails_mid_run_is_named_and_ends_the_run_failed(tmp_path):
         args += ["--set", item]
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        end = time.monotonic() + 120
-        run = None
-        while time.monotonic() < end:
-            found = [p for p in root.glob("*/events.jsonl") if '"type":"epoch"' in p.read_text()]
-            if found:
-                run = found[0].parent
-                break
-            time.sleep(0.05)
-        assert run is not None, "no epoch ended"
+        found = wait_until(lambda: [p for p in root.glob("*/events.jsonl") if '"type":"epoch"' in p.read_text()],
+                           120, what="the first epoch to end")
+        run = found[0].parent
         shutil.rmtree(run / "eval")  # the folder for the evaluation arrays is gone, and a file took its name
         (run / "eval").write_text("not a folder")
         _, err = proc.communicate(timeout=120)

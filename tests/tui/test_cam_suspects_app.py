@@ -9,12 +9,12 @@ import threading
 import numpy as np
 import pytest
 
-from cifartui.record.events import Evaluation
 from cifartui.record.read_model import RunRecord
-from cifartui.record.store import RunStore, load_evaluation
+from cifartui.record.store import load_evaluation
 
-from tui_fixtures import T0, write_run
-from tui_support import make_app, wait_for
+from support import pilot_wait_until
+from testkit.runs import T0, RunWriter, write_run
+from tui_support import make_app
 
 RUN = "20250605-120000-suspects"
 NAMES = [f"class_{i}" for i in range(10)]
@@ -37,15 +37,14 @@ def suspects_run(root):
     probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
     preds = probs.argmax(1).astype(np.int32)
     conf = np.bincount(targets * 10 + preds, minlength=100).reshape(10, 10).astype(np.int32)
-    store = RunStore(run)
-    store(Evaluation(split="test", epoch=test.epoch, loss=0.5, top1=float(np.trace(conf)) / len(targets), top5=1.0,
-                     num_samples=len(targets), time=T0 + 99_000,
-                     arrays={"confusion": conf, "targets": targets, "preds": preds,
-                             "pred_prob": probs.max(1).astype(np.float16),
-                             "true_prob": probs[np.arange(len(targets)), targets].astype(np.float16),
-                             "probs": probs.astype(np.float16),
-                             "refs": np.array([f"synthetic:test:{i}" for i in range(len(targets))])}))
-    store.close()
+    with RunWriter.reopen(run) as writer:
+        writer.evaluation("test", test.epoch, loss=0.5, top1=float(np.trace(conf)) / len(targets), top5=1.0,
+                          at=T0 + 99_000,
+                          arrays={"confusion": conf, "targets": targets, "preds": preds,
+                                  "pred_prob": probs.max(1).astype(np.float16),
+                                  "true_prob": probs[np.arange(len(targets)), targets].astype(np.float16),
+                                  "probs": probs.astype(np.float16),
+                                  "refs": np.array([f"synthetic:test:{i}" for i in range(len(targets))])})
     return run
 
 
@@ -58,9 +57,11 @@ def suspects_root(tmp_path, monkeypatch):
 
 async def open_suspects(pilot):
     await pilot.press("c")
-    assert await wait_for(pilot, lambda: pilot.app.screen.__class__.__name__ == "ConfusionScreen")
+    await pilot_wait_until(pilot, lambda: pilot.app.screen.__class__.__name__ == "ConfusionScreen",
+                           what="the Confusion screen")
     await pilot.press("s")
-    assert await wait_for(pilot, lambda: getattr(pilot.app.screen, "state", "") in ("ready", "missing", "error"))
+    await pilot_wait_until(pilot, lambda: getattr(pilot.app.screen, "state", "") in ("ready", "missing", "error"),
+                           what="the suspects view to rank (or say why not)")
     await pilot.app.workers.wait_for_complete()
     await pilot.pause()
 
@@ -93,7 +94,7 @@ async def test_suspects_marks_are_saved_in_the_run_and_splits_without_probabilit
         assert "1 marked" in str(screen.query_one("#dd-title").content)
 
         await pilot.press("t")  # train: nothing stored, so the view asks before evaluating every image
-        assert await wait_for(pilot, lambda: screen.state != "ranking")
+        await pilot_wait_until(pilot, lambda: screen.state != "ranking", what="the train split's ranking to end")
         await pilot.pause()
         assert screen.split == "train" and screen.state == "missing"
         assert "E: evaluate its images now" in str(screen.query_one("#dd-info").content)
@@ -113,10 +114,12 @@ async def test_drilldown_g_draws_the_class_activation_map_over_the_image(noisy_r
     app.cam_maker = slow_first_maker
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.press("c")
-        assert await wait_for(pilot, lambda: app.screen.__class__.__name__ == "ConfusionScreen" and app.screen.arrays is not None)
+        await pilot_wait_until(pilot, lambda: app.screen.__class__.__name__ == "ConfusionScreen"
+                               and app.screen.arrays is not None, what="the Confusion screen with its arrays")
         arrays = app.screen.arrays
         app.screen.open_drilldown(int(arrays["targets"][0]), int(arrays["preds"][0]))
-        assert await wait_for(pilot, lambda: app.screen.__class__.__name__ == "DrilldownScreen" and app.screen.samples_loaded)
+        await pilot_wait_until(pilot, lambda: app.screen.__class__.__name__ == "DrilldownScreen"
+                               and app.screen.samples_loaded, what="the drilldown with its thumbnails")
         screen = app.screen
         index = screen.cam_index()
         big, info = screen.query_one("#dd-big"), screen.query_one("#dd-info")
@@ -124,7 +127,8 @@ async def test_drilldown_g_draws_the_class_activation_map_over_the_image(noisy_r
         await pilot.press("g")
         assert "computing the map for its prediction (loading torch and best.pt" in str(info.content)
         loading.set()
-        assert await wait_for(pilot, lambda: "map:" in str(info.content) or "no map" in str(info.content))
+        await pilot_wait_until(pilot, lambda: "map:" in str(info.content) or "no map" in str(info.content),
+                               what="the predicted class's map (or why there is none)")
         assert "map:" in str(info.content), str(info.content)
         overlay = screen.cam_overlay(index)
         assert overlay.shape == (128, 128, 3)
@@ -135,7 +139,8 @@ async def test_drilldown_g_draws_the_class_activation_map_over_the_image(noisy_r
         assert _pixels(big) == _pixels_of(screen._image(index)) and "map:" not in str(info.content)
 
         await pilot.press("G")  # the true class's map
-        assert await wait_for(pilot, lambda: "map:" in str(info.content))
+        await pilot_wait_until(pilot, lambda: "map:" in str(info.content), what="the true class's map",
+                               detail=lambda: info.content)
         assert "true class" in str(info.content)
 
 

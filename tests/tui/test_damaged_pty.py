@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.terminal import Tmux
+from testkit.terminal import Tmux
 C100 = "20250601-101500-cifar100-resnet34"  # fixture runs (tui_fixtures.build_fixture_root)
 C10 = "20250602-093000-cifar10-resnet18"
 

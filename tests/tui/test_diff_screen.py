@@ -11,7 +11,7 @@ import pytest
 from textual.widgets import DataTable, OptionList
 
 from cifartui.record.read_model import RunRecord
-from tui_fixtures import write_run
+from testkit.runs import write_run
 from tui_support import make_app
 
 NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]

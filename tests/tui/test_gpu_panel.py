@@ -8,19 +8,18 @@ alerts test captures what the app writes to the terminal (Textual's headless dri
 from __future__ import annotations
 
 import os
-import socket
 import sys
 
 import pytest
 
 import cifartui.tui.screens.dashboard as dashboard
 from cifartui.config import Config
-from cifartui.record.events import EpochEnd, RunEnded, RunStarted, Step
-from cifartui.record.store import RunStore
 from cifartui.tui.widgets.gpu_panel import GpuPanel
 
 from fake_nvml import FakeGpu, fake_pynvml
-from tui_support import make_app, wait_for
+from support import pilot_wait_until
+from testkit.runs import T0, RunWriter
+from tui_support import make_app
 
 RUN = "20260101-120000-gpu"
 PEAK = {"gpus": [{"index": 0, "name": "NVIDIA H200", "uuid": FakeGpu().uuid, "util_max": 99.0, "util_mean": 87.5,
@@ -28,28 +27,22 @@ PEAK = {"gpus": [{"index": 0, "name": "NVIDIA H200", "uuid": FakeGpu().uuid, "ut
                   "power_max_w": 642.0}], "samples": 120, "seconds": 240.0}
 
 
-T0 = 1_750_000_000.0  # fixed event times: the snapshot shows times relative to the first event
-
-
-def write_gpu_run(root, ended: bool = False, gpu_peak: dict | None = None) -> RunStore:
-    """A run on this host with CUDA and the fake GPU's UUID, by this (live) process; running unless ``ended``."""
-    store = RunStore.create(root, "gpu")
-    store.path.rename(store.path.with_name(RUN))
-    store = RunStore(store.path.with_name(RUN))
-    store.write_config(Config().with_overrides(name="gpu").to_yaml())
-    store(RunStarted(run_id=RUN, name="gpu", device="cuda:0", device_name="NVIDIA H200", num_classes=2,
-                     class_names=["a", "b"], epochs=2, steps_per_epoch=10, train_size=100, val_size=10, test_size=10,
-                     model="resnet18", dataset="cifar100", pid=os.getpid(), host=socket.gethostname(),
-                     environment={"gpus": [{"index": 0, "name": "NVIDIA H200", "uuid": FakeGpu().uuid}]}, time=T0))
+def write_gpu_run(root, ended: bool = False, gpu_peak: dict | None = None) -> RunWriter:
+    """A run on this host with CUDA and the fake GPU's UUID, by this (live) process; running unless ``ended``.
+    Fixed event times: the snapshot shows times relative to the first event."""
+    writer = RunWriter.new(root, RUN, Config().with_overrides(name="gpu"))
+    writer.start(["a", "b"], name="gpu", device="cuda:0", device_name="NVIDIA H200", epochs=2, steps_per_epoch=10,
+                 train_size=100, val_size=10, test_size=10, model="resnet18", dataset="cifar100", pid=os.getpid(),
+                 environment={"gpus": [{"index": 0, "name": "NVIDIA H200", "uuid": FakeGpu().uuid}]}, at=T0)
     for s in (5, 10):
-        store(Step(epoch=1, step=s, steps=10, loss=1.0, acc=0.5, lr=1e-3, images_per_second=900.0, time=T0 + s))
-    store(EpochEnd(epoch=1, train_loss=1.0, train_acc=0.5, val_loss=1.1, val_acc=0.45, val_top5=1.0, lr=1e-3,
-                   epoch_seconds=3.0, images_per_second=900.0, best_val_acc=0.45, is_best=True, time=T0 + 11))
-    store(Step(epoch=2, step=5, steps=10, loss=0.9, acc=0.6, lr=1e-3, images_per_second=900.0, time=T0 + 16))
+        writer.step(1, s, 10, loss=1.0, acc=0.5, lr=1e-3, images_per_second=900.0, at=T0 + s)
+    writer.end_epoch(1, val_acc=0.45, train_loss=1.0, train_acc=0.5, val_loss=1.1, val_top5=1.0, lr=1e-3,
+                     epoch_seconds=3.0, images_per_second=900.0, at=T0 + 11)
+    writer.step(2, 5, 10, loss=0.9, acc=0.6, lr=1e-3, images_per_second=900.0, at=T0 + 16)
     if ended:
-        store(RunEnded(status="completed", reason="finished 2 epochs", epochs_done=2, gpu_peak=gpu_peak, time=T0 + 30))
-        store.close()
-    return store
+        writer.end("completed", "finished 2 epochs", epochs_done=2, gpu_peak=gpu_peak, at=T0 + 30)
+        writer.close()
+    return writer
 
 
 def panel_text(app) -> str:
@@ -77,37 +70,39 @@ def polls_drawn(screen) -> list:
 
 
 async def test_without_nvml_the_dashboard_has_no_gpu_panel_and_no_error(tmp_path, fast_polls):
-    store = write_gpu_run(tmp_path / "runs")
+    writer = write_gpu_run(tmp_path / "runs")
     app = make_app(tmp_path / "runs", run=RUN)
     async with app.run_test(size=(160, 48)) as pilot:
         screen = app.screen
         drawn = polls_drawn(screen)
-        assert await wait_for(pilot, lambda: drawn, 20), "a poll was answered and drawn"
+        await pilot_wait_until(pilot, lambda: drawn, 20, what="a GPU poll to be answered and drawn")
         assert screen._gpu._tried and screen._gpu._nvml is None  # the real machine: nvidia-ml-py is installed, the driver is not
         assert not screen.query_one(GpuPanel).display
         assert not [n for n in app._notifications if n.severity == "error"]
-    store.close()
+    writer.close()
 
 
 async def test_fake_gpu_figures_and_the_input_bound_hint(tmp_path, fast_polls, monkeypatch):
     gpu = FakeGpu(util=97, used_mb=10240.0, total_mb=81920.0, temperature=61, power_w=250.0)
     monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml([gpu]))
-    store = write_gpu_run(tmp_path / "runs")
+    writer = write_gpu_run(tmp_path / "runs")
     app = make_app(tmp_path / "runs", run=RUN)
     async with app.run_test(size=(160, 48)) as pilot:
         screen = app.screen
         screen._gpu.window = 0.5  # the hint's averaging window: 20 s in the app, half a second here
         drawn = polls_drawn(screen)
-        assert await wait_for(pilot, lambda: "GPU0" in panel_text(app), 20)
+        await pilot_wait_until(pilot, lambda: "GPU0" in panel_text(app), 20, what="the fake GPU in the panel")
         text = panel_text(app)
         assert "NVIDIA H200" in text and "97%" in text and "10.0 / 80.0 GiB" in text and "61°C" in text and "250 W" in text
         # a poll drawn once the readings span enough of the window for a hint (GpuWatch: 3/4 of it)
-        assert await wait_for(pilot, lambda: drawn and drawn[-1] >= 0.75 * screen._gpu.window, 20)
+        await pilot_wait_until(pilot, lambda: drawn and drawn[-1] >= 0.75 * screen._gpu.window, 20,
+                               what="a poll drawn with readings over 3/4 of the window", detail=lambda: drawn[-3:])
         assert "input-bound?" not in panel_text(app)  # busy: no hint
         gpu.util = 20
         # once the window holds only the low readings (before that the mean mixes in the 97%)
-        assert await wait_for(pilot, lambda: "input-bound? GPU busy only 20%" in panel_text(app), 20)
-    store.close()
+        await pilot_wait_until(pilot, lambda: "input-bound? GPU busy only 20%" in panel_text(app), 20,
+                               what="the input-bound hint at 20% busy", detail=lambda: panel_text(app))
+    writer.close()
 
 
 async def test_an_ended_run_shows_its_recorded_peaks(tmp_path):
@@ -125,14 +120,14 @@ async def test_an_ended_run_shows_its_recorded_peaks(tmp_path):
 async def test_a_followed_run_that_ends_rings_and_sends_osc9(tmp_path, monkeypatch, setting):
     monkeypatch.setenv("CIFARTUI_ALERTS", setting)
     monkeypatch.delenv("TMUX", raising=False)
-    store = write_gpu_run(tmp_path / "runs")
+    writer = write_gpu_run(tmp_path / "runs")
     app = make_app(tmp_path / "runs", run=RUN)
     async with app.run_test(size=(160, 48)) as pilot:
         written: list[str] = []
         app._driver.write = written.append  # the headless driver writes nowhere: keep what the app sends
         assert app.following is not None
-        store(RunEnded(status="completed", reason="finished 2 epochs", epochs_done=2))
-        assert await wait_for(pilot, lambda: app.following is None, 20)
+        writer.end("completed", "finished 2 epochs", epochs_done=2)
+        await pilot_wait_until(pilot, lambda: app.following is None, 20, what="the app to see the followed run end")
         await pilot.pause()
         assert any(f"{RUN}: completed" in n.message for n in app._notifications)  # the in-app one, always
         alerts = [w for w in written if "\x1b]9;" in w or "\a" in w]
@@ -140,7 +135,7 @@ async def test_a_followed_run_that_ends_rings_and_sends_osc9(tmp_path, monkeypat
             assert alerts == [f"\a\x1b]9;cifartui: {RUN}: completed\x07"]
         else:
             assert alerts == []
-    store.close()
+    writer.close()
 
 
 def test_dashboard_with_recorded_gpu_peaks_snapshot(snap_compare, tmp_path, monkeypatch):

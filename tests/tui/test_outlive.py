@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.terminal import Tmux  # the one terminal driver of tests and benchmarks
+from testkit.terminal import Tmux  # the one terminal driver of tests and benchmarks
 from tui_support import REPO
 from support import wait_until
 

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.terminal import Tmux  # the one terminal driver of tests and benchmarks
+from support import wait_until
+from testkit.terminal import Tmux  # the one terminal driver of tests and benchmarks
 from tui_support import REPO
 
 DEMO_OVERRIDES = [  # the demo, cut to a few seconds on a CPU
@@ -38,11 +39,8 @@ def test_cifartui_trains_the_demo_and_quits_in_a_terminal(tmp_path):
         tmux.start(command)
         screen = tmux.wait("valid", 60)
         assert "demo.yaml" in screen
-        for _ in range(50):
-            if paint.exists() and paint.read_text():
-                break
-            time.sleep(0.1)
-        info = json.loads(paint.read_text())
+        text = wait_until(lambda: paint.exists() and paint.read_text(), 30, what="the first-paint stamp")
+        info = json.loads(text)
         first_frame = info["time"] - started
         assert info["torch"] is False, "the first frame must come before torch is imported"
         print(f"\nfirst frame after {first_frame:.2f}s (torch not loaded)")

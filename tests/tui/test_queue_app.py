@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 
 import pytest
 from textual.widgets import DataTable, Input, Static
 
-from tui_support import make_app, wait_for
+from support import pilot_wait_until
+from tui_support import make_app
 
 from cifartui import queue
 from cifartui.tui.screens.dialogs import QueueScreen
@@ -37,7 +37,7 @@ async def queue_with_sweep(pilot, sweep: str) -> None:
     """On the Config screen: a, type the sweep, enter."""
     await pilot.pause()
     await pilot.press("escape", "a")
-    assert await wait_for(pilot, lambda: isinstance(pilot.app.screen, QueueScreen), 5)
+    await pilot_wait_until(pilot, lambda: isinstance(pilot.app.screen, QueueScreen), 5, what="the queue dialog")
     pilot.app.screen.query_one(Input).value = sweep
     await pilot.press("enter")
     await pilot.pause()
@@ -64,22 +64,23 @@ async def test_a_sweep_queued_in_the_app_is_trained_in_the_background_and_compar
             assert [e.overrides for e in entries] == [{"train.lr": 0.001}, {"train.lr": 0.003}]
             assert any("queued 2 runs" in n.message for n in app._notifications)
             # the app started a worker (its file appears once Python has started): nothing trains in this process
-            assert await wait_for(pilot, lambda: queue.worker_alive(root), 60)
+            await pilot_wait_until(pilot, lambda: queue.worker_alive(root), 60, what="the detached worker's file")
             assert app.live is None
 
             await pilot.press("r")
             screen = app.screen
             assert isinstance(screen, RunsScreen)
-            end = time.monotonic() + 180
-            while time.monotonic() < end and any(e.state != "done" for e in queue.list_entries(root)):
-                await pilot.pause(0.5)
+            # polled every half second: the worker trains on the same CPUs
+            await pilot_wait_until(pilot, lambda: all(e.state == "done" for e in queue.list_entries(root)), 180,
+                                   what="the worker to train both entries", every=0.5,
+                                   detail=lambda: queue.list_entries(root))
             assert [e.state for e in queue.list_entries(root)] == ["done", "done"], queue.list_entries(root)
             screen.reload()
             await pilot.pause()
             assert not screen.query_one("#runs-queue").display  # nothing pending or running any more
             assert len(screen.shown) == 2 and {r.name for r in screen.shown} == {"tiny-lr0.001", "tiny-lr0.003"}
             await pilot.press("w")
-            assert await wait_for(pilot, lambda: isinstance(app.screen, SweepScreen), 5)
+            await pilot_wait_until(pilot, lambda: isinstance(app.screen, SweepScreen), 5, what="the Sweep screen")
             table = app.screen.query_one(DataTable)
             assert table.row_count == 2 and [str(c.label) for c in table.columns.values()][-1] == "train.lr"
             best = [r["best_val_acc"] for r in app.screen.rows]

@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from textual.widgets import DataTable, Input, Static
 
-from tui_fixtures import write_run
-from tui_support import make_app, wait_for
+from support import pilot_wait_until
+from testkit.runs import write_run
+from tui_support import make_app
 
 from cifartui.tui.screens.dialogs import ConfirmScreen, PromptScreen
 from cifartui.tui.screens.runs import RunsScreen
@@ -157,4 +158,6 @@ async def test_slash_takes_the_query_and_names_a_bad_term(root):
         await pilot.pause()
         assert len(screen.shown) == 4 and "enter applies" in _text(note)
         await pilot.press("enter")
-        assert await wait_for(pilot, lambda: [r.id for r in screen.shown] == [C10], 30)
+        await pilot_wait_until(pilot, lambda: [r.id for r in screen.shown] == [C10], 30,
+                               what="the cfg filter to leave the one run with lr 0.002",
+                               detail=lambda: [r.id for r in screen.shown])

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from textual.widgets import DataTable, Input, OptionList, Select
 
-from tui_support import DATA, TINY, make_app, wait_for
+from support import pilot_wait_until
+from tui_support import DATA, TINY, make_app
 from tui_fixtures import BOY, BOY_AS_GIRL, CIFAR100_NAMES, GIRL, GIRL_AS_BOY
 
 from cifartui import config as config_mod
@@ -69,10 +70,12 @@ async def test_config_screen_paints_before_its_form_then_fills_it(tmp_path, monk
         await pilot.press("s")  # before the form exists: not lost, it starts the run once the form is there
         assert app.live is None and any("as soon as the form has loaded" in n.message for n in app._notifications)
         release.set()
-        assert await wait_for(pilot, lambda: screen.ready, 30)
-        assert await wait_for(pilot, lambda: app.live is not None, 10), "the early s was lost"
+        await pilot_wait_until(pilot, lambda: screen.ready, 30, what="the config form to load")
+        await pilot_wait_until(pilot, lambda: app.live is not None, 10,
+                               what="the run the early s asked for to start (the key was lost)")
         assert app.live.cfg.name == "demo" and "demo.yaml" in str(screen.query_one("#cfg-source").content)
-        assert await wait_for(pilot, lambda: app.live.finished, 120)
+        await pilot_wait_until(pilot, lambda: app.live.finished, 120, what="the run to finish",
+                               detail=lambda: app.live.data.logs[-5:])
         assert app.live.data.status == "completed"
 
 
@@ -86,7 +89,8 @@ async def test_config_form_that_cannot_load_says_why(tmp_path, monkeypatch):
     app = make_app(tmp_path / "empty", progressive=True)
     async with app.run_test(size=(160, 48)) as pilot:
         title = app.screen.query_one("#cfg-source")
-        assert await wait_for(pilot, lambda: "could not load" in str(title.content), 10)
+        await pilot_wait_until(pilot, lambda: "could not load" in str(title.content), 10,
+                               what="the title to say the form could not load", detail=lambda: title.content)
         assert "pydantic_core" in str(title.content) and not app.screen.ready
 
 
@@ -229,7 +233,8 @@ async def test_dashboard_shows_a_finished_run(fixture_root, monkeypatch):
         assert [c.title for c in charts] == ["loss", "accuracy", "learning rate"]
         assert any(label == "val" and len(xs) == 5 for label, xs, _, _ in charts[0].series)
         assert "100.0%" in _text(screen.query_one("#progress"))
-        assert await wait_for(pilot, lambda: "Overfitting" in _text(screen.query_one(FindingsPanel)), 10)
+        await pilot_wait_until(pilot, lambda: "Overfitting" in _text(screen.query_one(FindingsPanel)), 10,
+                               what="the findings panel to show the finding")
         await pilot.press("x")  # nothing trains here
         await pilot.pause()
         assert any("nothing is training" in n.message for n in app._notifications)
@@ -249,15 +254,41 @@ async def test_dashboard_at_80x24_shows_one_chart_at_a_time(fixture_root):
 
 
 async def test_dashboard_redraws_are_throttled(fixture_root):
-    app = make_app(fixture_root, run=C10, redraw_interval=0.5)
+    app = make_app(fixture_root, run=C10, redraw_interval=10.0)
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause()
         chart = app.screen.query_one("#chart-loss", Chart)
-        before = chart.draws
-        for _ in range(200):  # a burst of updates within a fraction of a second
-            app.screen.run_updated(app.current)
-        await pilot.pause(0.3)
-        assert chart.draws - before <= 1
+        ticks = _count_ticks(app.screen.query_one(Curves))
+        data, before = app.current, chart.draws
+
+        def new_step() -> None:  # new data before every tick: each tick could redraw, were it not throttled
+            data.apply({"type": "step", "epoch": 6, "step": len(ticks) + 1, "steps": 100, "loss": 0.5, "acc": 0.9,
+                        "lr": 1e-4, "images_per_second": 400.0})
+            for _ in range(50):  # a burst of updates within a fraction of a second
+                app.screen.run_updated(data)
+
+        ticks.before = new_step
+        await pilot_wait_until(pilot, lambda: len(ticks) >= 6, 10, what="six heartbeat ticks, new data before each")
+        assert chart.draws - before <= 1  # at most one drawing per 10 s
+
+
+class _Ticks(list):
+    before = None  # called before each tick when set
+
+
+def _count_ticks(curves: Curves) -> _Ticks:
+    """The heartbeat's ticks of ``curves`` from now on (each a chance to redraw), one item a tick."""
+    ticks = _Ticks()
+    tick = curves.tick
+
+    def counted() -> None:
+        if ticks.before is not None:
+            ticks.before()
+        ticks.append(1)
+        tick()
+
+    curves.tick = counted  # looked up on the instance by the dashboard's heartbeat
+    return ticks
 
 
 async def test_live_charts_redraw_on_a_time_budget_and_at_once_for_an_epoch(fixture_root):
@@ -280,14 +311,15 @@ async def test_live_charts_redraw_on_a_time_budget_and_at_once_for_an_epoch(fixt
         drawn = chart.draws
         data.apply({"type": "step", "epoch": 1, "step": 2, "steps": 10, "loss": 1.9, "acc": 0.2, "lr": 0.01,
                     "images_per_second": 100.0})
+        ticks = _count_ticks(curves)
         curves.show(data)
-        await pilot.pause(0.6)  # several ticks: a step alone waits for the budget
-        assert chart.draws == drawn
+        await pilot_wait_until(pilot, lambda: len(ticks) >= 5, 5, what="several heartbeat ticks after the step")
+        assert chart.draws == drawn  # a step alone waits for the budget
         data.apply({"type": "epoch", "epoch": 1, "train_loss": 1.9, "val_loss": 1.8, "train_acc": 0.2, "val_acc": 0.3,
                     "val_top5": 1.0, "lr": 0.01, "epoch_seconds": 1.0, "images_per_second": 100.0})
         curves.show(data)
         assert curves.interval() == 0.0  # an epoch ended: the charts show it at once
-        assert await wait_for(pilot, lambda: chart.draws > drawn, timeout=5)
+        await pilot_wait_until(pilot, lambda: chart.draws > drawn, 5, what="the charts to draw the finished epoch")
         assert chart.draws == drawn + 1
         data.apply({"type": "run_ended", "status": "completed", "reason": "done"})
         assert curves.interval() == 0.0
@@ -382,7 +414,7 @@ async def test_drilldown_opens_on_the_known_pair(fixture_root):
         screen = app.screen
         assert isinstance(screen, DrilldownScreen)
         assert (screen.true, screen.pred) == (BOY, GIRL)
-        assert await wait_for(pilot, lambda: screen.samples_loaded, 10)
+        await pilot_wait_until(pilot, lambda: screen.samples_loaded, 10, what="the drilldown's thumbnails to load")
         grid = screen.query_one(ThumbGrid)
         assert len(grid.images) == BOY_AS_GIRL and all(img is not None for img in grid.images)
         title = _text(screen.query_one("#dd-title"))
@@ -410,7 +442,7 @@ async def test_drilldown_opens_on_the_known_pair(fixture_root):
 
 
 async def test_drilldown_without_thumbnails(fixture_root, tmp_path):
-    from tui_fixtures import write_run
+    from testkit.runs import write_run
 
     root = tmp_path / "runs"
     write_run(root, "20250101-000000-nothumbs", names=["a", "b", "c"], epochs=1, samples=False, per_class_test=10)
@@ -421,7 +453,7 @@ async def test_drilldown_without_thumbnails(fixture_root, tmp_path):
         await pilot.press("enter")
         screen = app.screen
         assert isinstance(screen, DrilldownScreen)
-        assert await wait_for(pilot, lambda: screen.samples_loaded, 10)
+        await pilot_wait_until(pilot, lambda: screen.samples_loaded, 10, what="the drilldown's thumbnails to load")
         if len(screen.indices):
             assert "saved no thumbnails" in _text(screen.query_one("#dd-big"))
 
@@ -437,7 +469,7 @@ async def test_drilldown_uses_textual_image_where_the_terminal_has_graphics(fixt
         app.screen.open_drilldown(BOY, GIRL)
         await pilot.pause()
         screen = app.screen
-        assert await wait_for(pilot, lambda: screen.samples_loaded, 10)
+        await pilot_wait_until(pilot, lambda: screen.samples_loaded, 10, what="the drilldown's thumbnails to load")
         await pilot.pause()
         image = screen.query_one("#dd-big-img", HalfcellImage)
         assert image.image is not None and image.image.size == (128, 128)
@@ -614,14 +646,17 @@ async def test_steps_reach_the_dashboard_on_the_heartbeat_without_waking_the_ui(
         bridge.push({"type": "run_started", "run_id": "live", "name": "live", "device": "cpu", "num_classes": 2,
                      "class_names": ["a", "b"], "epochs": 2, "steps_per_epoch": 10, "train_size": 1, "val_size": 1,
                      "test_size": 1})
-        assert await wait_for(pilot, lambda: app.live.data.started is not None, 5)  # that one woke the UI
+        await pilot_wait_until(pilot, lambda: app.live.data.started is not None, 5,
+                               what="run_started to reach the app")  # that one woke the UI
         for step in range(1, 4):
             bridge.push({"type": "step", "epoch": 1, "step": step, "steps": 10, "loss": 2.0, "acc": 0.1, "lr": 0.01,
                          "images_per_second": 100.0})
         posted = bridge.posted
-        assert await wait_for(pilot, lambda: app.live.data.last_step is not None and app.live.data.last_step.step == 3, 5)
+        await pilot_wait_until(pilot, lambda: app.live.data.last_step is not None and app.live.data.last_step.step == 3,
+                               5, what="step 3 to reach the app on the heartbeat")
         assert bridge.posted == posted  # the steps waited for the heartbeat; nothing woke the UI for them
-        assert await wait_for(pilot, lambda: "step 3/10" in _text(app.screen.query_one("#progress")), 5)
+        await pilot_wait_until(pilot, lambda: "step 3/10" in _text(app.screen.query_one("#progress")), 5,
+                               what="the progress bar to show step 3/10")
 
 
 async def test_a_heartbeat_while_the_dashboard_is_torn_down_does_not_crash(fixture_root):

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 
-from tui_support import make_app, wait_for
+from support import pilot_wait_until, wait_until
+from tui_support import make_app
 
 from cifartui.tui.screens.confusion import ConfusionScreen
 from cifartui.tui.screens.dashboard import DashboardScreen
@@ -45,13 +45,14 @@ async def test_training_started_from_the_app_reaches_the_finished_state(tmp_path
         await pilot.pause()
         # not app.training: with torch already imported, a tiny run may be over before this line runs
         assert isinstance(app.screen, DashboardScreen) and live is not None
-        assert await wait_for(pilot, lambda: live.finished, 120), live.data.logs[-5:]
-        await pilot.pause(0.3)
+        await pilot_wait_until(pilot, lambda: live.finished, 120, what="the run to finish",
+                               detail=lambda: live.data.logs[-5:])
         data = live.data
         assert data.status == "completed", (data.error, data.logs[-5:])
         assert data.run_dir is not None and (data.run_dir / "best.pt").exists() and (data.run_dir / "last.pt").exists()
         assert len(data.epochs) == 1 and data.steps, "step events reached the UI"
-        assert "★1" in _text(app.screen.query_one(MetricsTable))
+        await pilot_wait_until(pilot, lambda: "★1" in _text(app.screen.query_one(MetricsTable)), 10,
+                               what="the metrics table to mark epoch 1 best")
         assert app.screen.query_one("#run-header").content is not None
         # the finished run is on the Runs screen and its confusion matrix opens
         await pilot.press("r")
@@ -69,13 +70,15 @@ async def test_quit_while_training_asks_stops_and_exits_then_resume(tmp_path, ti
     app = _config_app(tmp_path, cfg)
     async with app.run_test(size=(160, 48)) as pilot:
         live = await _start(pilot)
-        assert await wait_for(pilot, lambda: live.data.steps, 120)
+        await pilot_wait_until(pilot, lambda: live.data.steps, 120, what="the first steps in the app",
+                               detail=lambda: live.data.logs[-5:])
         await pilot.press("q")
         assert isinstance(app.screen, ConfirmScreen) and not live.stop.is_set()
         await pilot.click("#stop")
         assert live.stop.is_set()
-        assert await wait_for(pilot, lambda: live.finished, 60)
-        await pilot.pause(0.2)
+        await pilot_wait_until(pilot, lambda: live.finished, 60, what="the stopped run to end")
+        await pilot_wait_until(pilot, lambda: app.return_code is not None, 10,
+                               what="the app to quit once the stopped run ended")
     assert app.return_code == 0
     assert live.data.status == "stopped" and (live.data.run_dir / "last.pt").exists()
     run_dir = live.data.run_dir
@@ -93,7 +96,8 @@ async def test_quit_while_training_asks_stops_and_exits_then_resume(tmp_path, ti
         screen.query_one("#f-train--epochs").value = str(stopped_in)  # finish the cut epoch, then test
         live = await _start(pilot)
         assert live.resume_dir == run_dir
-        assert await wait_for(pilot, lambda: live.finished, 120), live.data.logs[-5:]
+        await pilot_wait_until(pilot, lambda: live.finished, 120, what="the resumed run to finish",
+                               detail=lambda: live.data.logs[-5:])
         await pilot.pause()
         assert live.data.status == "completed", (live.data.error, live.data.logs[-5:])
         assert live.data.started.resumed_from_epoch == stopped_in
@@ -142,7 +146,7 @@ async def test_stop_key_and_keep_training(tmp_path, tiny_config, monkeypatch):
         while not stop.is_set():
             step += 1
             emit(Step(epoch=1, step=step, steps=10_000, loss=1.0, acc=0.5, lr=0.1, images_per_second=100.0))
-            time.sleep(0.2)
+            stop.wait(0.2)  # paces the fake trainer like a slow step; ends the wait at once when stopped
         finish.wait(30)
         ended = RunEnded(status="stopped", reason="stopped by request; resume with --resume")
         emit(ended)
@@ -152,7 +156,7 @@ async def test_stop_key_and_keep_training(tmp_path, tiny_config, monkeypatch):
     app = _config_app(tmp_path, tiny_config())
     async with app.run_test(size=(160, 48)) as pilot:
         live = await _start(pilot)
-        assert await wait_for(pilot, lambda: len(live.data.steps) > 3, 30)
+        await pilot_wait_until(pilot, lambda: len(live.data.steps) > 3, 30, what="four steps in the app")
         await pilot.press("q")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("escape")  # keep training
@@ -162,7 +166,7 @@ async def test_stop_key_and_keep_training(tmp_path, tiny_config, monkeypatch):
         assert live.stop.is_set()
         assert "stopping after this step" in _text(app.screen.query_one("#run-header"))  # at once, not next heartbeat
         finish.set()
-        assert await wait_for(pilot, lambda: live.finished, 30)
+        await pilot_wait_until(pilot, lambda: live.finished, 30, what="the stopped run to end")
         await pilot.pause()
         assert live.data.status == "stopped"
         await pilot.press("q")  # nothing trains now: quits without asking
@@ -189,15 +193,16 @@ async def test_a_dataset_download_shows_its_progress_in_the_app(tmp_path, tiny_c
     app = _config_app(tmp_path, tiny_config())
     async with app.run_test(size=(160, 48)) as pilot:
         live = await _start(pilot)
-        assert await wait_for(pilot, lambda: at_40.is_set() and live.data.task is not None
-                              and live.data.task[1] == 0.4, 30)
+        await pilot_wait_until(pilot, lambda: at_40.is_set() and live.data.task is not None
+                               and live.data.task[1] == 0.4, 30, what="the download at 40% in the app's data")
         # the panels refresh on the app's heartbeat, at most once per panel_interval
-        assert await wait_for(pilot, lambda: "40% of 161 MB" in _text(app.screen.query_one(TrainProgress)), 5)
+        await pilot_wait_until(pilot, lambda: "40% of 161 MB" in _text(app.screen.query_one(TrainProgress)), 5,
+                               what="the progress panel to show the download at 40%")
         bar = _text(app.screen.query_one(TrainProgress))
         assert "Downloading CIFAR-100: 40% of 161 MB" in bar and "━" in bar
         assert "Downloading CIFAR-100: 40%" in _text(app.screen.query_one("#run-header"))
         go_on.set()
-        assert await wait_for(pilot, lambda: live.finished, 30)
+        await pilot_wait_until(pilot, lambda: live.finished, 30, what="the run after the download to end")
         await pilot.pause()
         assert live.data.task is None and "Downloading" not in _text(app.screen.query_one(TrainProgress))
 
@@ -215,7 +220,7 @@ async def test_a_crash_in_training_shows_in_the_app(tmp_path, tiny_config, monke
     app = _config_app(tmp_path, cfg)
     async with app.run_test(size=(160, 48)) as pilot:
         live = await _start(pilot)
-        assert await wait_for(pilot, lambda: live.finished, 30)
+        await pilot_wait_until(pilot, lambda: live.finished, 30, what="the crashing run to end")
         await pilot.pause()
         assert live.data.status == "failed"
         box = app.screen.query_one("#run-error")
@@ -233,7 +238,7 @@ async def test_a_config_error_before_start_shows_in_the_app(tmp_path, tiny_confi
     app = _config_app(tmp_path, cfg)
     async with app.run_test(size=(160, 48)) as pilot:
         live = await _start(pilot)
-        assert await wait_for(pilot, lambda: live.finished, 60)
+        await pilot_wait_until(pilot, lambda: live.finished, 60, what="the refused run to end")
         await pilot.pause()
         assert live.data.error is not None and "data.root" in live.data.error["message"]
         assert "data.root" in _text(app.screen.query_one("#run-error"))
@@ -245,9 +250,7 @@ async def test_follow_a_run_another_process_writes(tmp_path):
     run_id = "20250101-000000-writer"
     proc = subprocess.Popen([sys.executable, str(Path(__file__).parent / "writer.py"), str(root), run_id])
     try:
-        deadline = time.time() + 60
-        while not (root / run_id / "ready").exists() and time.time() < deadline:
-            time.sleep(0.05)
+        wait_until(lambda: (root / run_id / "ready").exists(), 60, what="writer.py to write its first epoch")
         app = make_app(root)
         async with app.run_test(size=(160, 48)) as pilot:
             await pilot.pause()
@@ -257,16 +260,15 @@ async def test_follow_a_run_another_process_writes(tmp_path):
             assert len(app.current.epochs) == 1
             assert "following pid" in _text(app.screen.query_one("#run-header"))
             await pilot.press("x")  # another process trains it: asks first, escape changes nothing
-            assert await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), 5)
+            await pilot_wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), 5, what="the stop dialog")
             assert "trained by pid" in _text(app.screen.query_one(".dialog-body"))
             await pilot.press("escape")
             await pilot.pause()
             assert not (root / run_id / "stop.request").exists()
             (root / run_id / "go").write_text("1")
-            assert await wait_for(pilot, lambda: app.current.ended is not None, 30)
-            await pilot.pause(0.2)
+            # the app stops following once it has read the run's end (and shows it in the same call)
+            await pilot_wait_until(pilot, lambda: app.following is None, 30, what="the app to see the followed run end")
             assert app.current.status == "completed" and len(app.current.epochs) == 2
-            assert app.following is None
             assert "★2" in _text(app.screen.query_one(MetricsTable))
     finally:
         proc.wait(timeout=30)

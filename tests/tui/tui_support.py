@@ -11,7 +11,6 @@ REPO = Path(__file__).resolve().parents[2]
 DATA = Path(__file__).parent / "inputs"
 
 
-
 def make_app(root, **kwargs):
     from cifartui.tui.app import CifarApp
 
@@ -20,16 +19,3 @@ def make_app(root, **kwargs):
     kwargs.setdefault("follow_interval", 0.1)
     kwargs.setdefault("runs_refresh_interval", 60.0)
     return CifarApp(root=root, **kwargs)
-
-
-async def wait_for(pilot, predicate, timeout: float = 60.0, step: float = 0.1) -> bool:
-    """Let the app run until ``predicate()`` holds (training, workers, follow timers)."""
-    import time
-
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        await pilot.pause(step)
-    return predicate()
-

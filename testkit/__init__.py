@@ -1,0 +1,1 @@
+"""Helpers shared by the tests and the benchmarks: fixture run folders and a real terminal (not installed)."""
