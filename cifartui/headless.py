@@ -208,11 +208,10 @@ def run_headless(cfg, resume_dir=None, store=None) -> int:
                 reporter.close()
     finally:  # however the run ended (failed too): once, with the signal handlers restored (Ctrl-C kills it);
         # not for a resume refused at set-up, which recorded no end (the run is as it was)
-        if store is not None and cfg.output.notify and store.record.ended is not None \
-                and store.record.ended is not end_before:
-            from cifartui.notify import run_notify
+        if store is not None and cfg.output.notify:
+            from cifartui.notify import notify_ended
 
-            failure = run_notify(cfg.output.notify, store.path, cfg.output.notify_timeout)
+            failure = notify_ended(cfg, store, end_before)
             if failure:
                 print(f"warning: output.notify: {failure.removeprefix('notify: ')} (details in train.log)", file=sys.stderr)
     if signals.signum:  # 130/143 as a shell expects, even when the run ended completed meanwhile (a signal

@@ -1,4 +1,5 @@
-"""``output.notify``: a shell command run once when a headless or queued run ends (ntfy, mail, a webhook).
+"""``output.notify``: a shell command run once when a run ends (ntfy, mail, a webhook): a headless or queued
+run, or one the app trains (also after its terminal hung up).
 
 Its environment names the run: ``CIFARTUI_RUN`` (the run id), ``CIFARTUI_RUN_DIR`` (its folder),
 ``CIFARTUI_STATUS`` (completed, early_stopped, stopped, failed), ``CIFARTUI_TEST_ACC`` and
@@ -41,6 +42,16 @@ def _kill_group(proc: subprocess.Popen) -> None:
     except OSError:
         proc.kill()
     proc.wait()
+
+
+def notify_ended(cfg, store, end_before=None) -> str | None:
+    """``output.notify`` for a run this process trained (headless, a queue worker, the app), once the run has
+    recorded an end of its own: not for a resume refused at set-up, which leaves ``store.record.ended`` as it
+    was (``end_before``). Returns run_notify's failure line, or None."""
+    ended = store.record.ended if store is not None else None
+    if not cfg.output.notify or ended is None or ended is end_before:
+        return None
+    return run_notify(cfg.output.notify, store.path, cfg.output.notify_timeout)
 
 
 def run_notify(command: str | None, run_dir: str | os.PathLike, timeout: float = 60.0) -> str | None:

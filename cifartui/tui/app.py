@@ -416,10 +416,12 @@ class CifarApp(App):
         from cifartui.tui.rundata import APP_DONE, APP_ERROR, APP_RUN_DIR, APP_STATUS
 
         bridge = live.bridge
+        store = end_before = None
         try:
             from cifartui import session  # torch and timm load in here, off the UI thread
 
             store = session.prepare(live.cfg, live.resume_dir)
+            end_before = store.record.ended  # a resumed run's previous end
             live.run_dir = store.path
             bridge.push({"type": APP_RUN_DIR, "path": str(store.path)})
             bridge.push({"type": APP_STATUS, "message": "loading data and building the model ..."})
@@ -435,7 +437,21 @@ class CifarApp(App):
                          "traceback": "" if user else traceback.format_exc(),
                          "hint": "" if user else "the run is marked failed; the traceback is in the log pane"})
         finally:
+            if self.leaving != "background":  # handed off: the detached process notifies when the run ends
+                self._notify_command(live, store, end_before)
             bridge.push({"type": APP_DONE})
+
+    def _notify_command(self, live: LiveTraining, store, end_before) -> None:
+        """``output.notify`` as a headless run runs it, on the training thread (the command may take up to its
+        time limit): after a hang-up too, when the user is most likely away."""
+        if store is None or not live.cfg.output.notify:
+            return
+        from cifartui.notify import notify_ended
+
+        failure = notify_ended(live.cfg, store, end_before)
+        if failure:
+            live.bridge.push({"type": "log", "level": "warning",
+                              "message": f"output.notify: {failure.removeprefix('notify: ')} (details in train.log)"})
 
     def on_events_ready(self, message: EventsReady) -> None:
         if self.live is not None and message.bridge is self.live.bridge:

@@ -38,7 +38,8 @@ async def _start(pilot):
 
 @pytest.mark.slow
 async def test_training_started_from_the_app_reaches_the_finished_state(tmp_path, tiny_config):
-    cfg = tiny_config()
+    notified = tmp_path / "notified"  # output.notify runs for a run the app trains, as for a headless one
+    cfg = tiny_config(**{"output.notify": f'printf "%s %s" "$CIFARTUI_RUN" "$CIFARTUI_STATUS" > {notified}'})
     app = _config_app(tmp_path, cfg)
     async with app.run_test(size=(160, 48)) as pilot:
         live = await _start(pilot)
@@ -51,6 +52,7 @@ async def test_training_started_from_the_app_reaches_the_finished_state(tmp_path
         assert data.status == "completed", (data.error, data.logs[-5:])
         assert data.run_dir is not None and (data.run_dir / "best.pt").exists() and (data.run_dir / "last.pt").exists()
         assert len(data.epochs) == 1 and data.steps, "step events reached the UI"
+        assert notified.read_text() == f"{data.run_dir.name} completed"
         await pilot_wait_until(pilot, lambda: "★1" in _text(app.screen.query_one(MetricsTable)), 10,
                                what="the metrics table to mark epoch 1 best")
         assert app.screen.query_one("#run-header").content is not None
