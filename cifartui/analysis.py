@@ -58,6 +58,7 @@ from cifartui.classes import CIFAR100_SUPERCLASSES, SUPERCLASS_OF
 from cifartui.record import metrics
 from cifartui.record.events import Evaluation
 from cifartui.record.read_model import RunRecord
+from cifartui.record import store
 from cifartui.record.store import RunSummary, is_run_dir, load_classes, read_config_data, read_run, run_problems
 
 SEVERITIES = ("warning", "info", "good")  # the order findings are listed in
@@ -123,15 +124,11 @@ def choose_evaluation(data: RunData, split: str | None = None) -> Evaluation | N
 
 
 def load_confusion(run_dir: str | os.PathLike, file: str) -> np.ndarray | None:
-    """Only the confusion matrix of an evaluation .npz (the per-sample arrays stay on disk)."""
-    root = Path(run_dir).resolve()
-    full = (root / file).resolve()
-    if root not in full.parents:
-        return None
+    """Only the confusion matrix of an evaluation .npz (the per-sample arrays stay on disk); None when the file
+    is missing, damaged or holds none (the findings then go without per-class figures)."""
     try:
-        with np.load(full, allow_pickle=False) as z:
-            return np.asarray(z["confusion"]) if "confusion" in z.files else None
-    except Exception:  # noqa: BLE001 - missing, truncated or not an npz at all (BadZipFile, EOFError): no figures
+        return store.load_evaluation(run_dir, file, keys=("confusion",))["confusion"]
+    except store.StoreError:
         return None
 
 

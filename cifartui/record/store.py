@@ -602,7 +602,7 @@ def load_classes(run_path: str | os.PathLike) -> list[str]:
     return [str(n) for n in names] if isinstance(names, list) else []
 
 
-def _load_npz(full: Path, rel: str, required: tuple[str, ...]) -> dict[str, np.ndarray]:
+def _load_npz(full: Path, rel: str, required: tuple[str, ...], keys: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
     import zipfile
 
     import numpy as np
@@ -610,7 +610,7 @@ def _load_npz(full: Path, rel: str, required: tuple[str, ...]) -> dict[str, np.n
     try:
         with np.load(full, allow_pickle=False) as data:
             _require(data.files, rel, required)
-            return {k: data[k] for k in data.files}
+            return {k: data[k] for k in data.files if keys is None or k in keys}
     except RunReadError:
         raise
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, RuntimeError) as exc:
@@ -647,10 +647,12 @@ def _evaluation_path(run_path: str | os.PathLike, file: str) -> Path:
     return full
 
 
-def load_evaluation(run_path: str | os.PathLike, file: str, required: tuple[str, ...] = ("confusion",)) -> dict[str, np.ndarray]:
-    """The arrays of one evaluation (``file`` as recorded in its event, relative to the run); RunReadError
-    (a StoreError) naming the file when it is missing, damaged or lacks a ``required`` array."""
-    return _load_npz(_evaluation_path(run_path, file), file, required)
+def load_evaluation(run_path: str | os.PathLike, file: str, required: tuple[str, ...] = ("confusion",),
+                    keys: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+    """The arrays of one evaluation (``file`` as recorded in its event, relative to the run), or only ``keys``
+    of them (the others stay compressed on disk); RunReadError (a StoreError) naming the file when it is
+    missing, damaged or lacks a ``required`` array."""
+    return _load_npz(_evaluation_path(run_path, file), file, required, keys)
 
 
 def load_samples(run_path: str | os.PathLike, split: str, required: bool = False) -> np.ndarray | None:
