@@ -208,13 +208,14 @@ async def test_fine_tune_lr_warning_before_start(tmp_path, monkeypatch):
         await pilot.pause()
         form = app.screen.query_one(ConfigForm)
         form.query_one("#f-model--checkpoint", Input).value = str(ckpt)
-        await pilot.pause()
-        assert "10-100x" in _text(app.screen.query_one("#cfg-warning"))
+        warning = app.screen.query_one("#cfg-warning")
+        await pilot_wait_until(pilot, lambda: "10-100x" in _text(warning), 10,
+                               what="the fine-tune warning under the form", detail=lambda: _text(warning))
         await pilot.press("escape", "s")
-        await pilot.pause()
-        assert isinstance(app.screen, ConfirmScreen) and not started
+        await pilot_wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), 10, what="the lr question")
+        assert not started
         await pilot.click("#lower")
-        await pilot.pause()
+        await pilot_wait_until(pilot, lambda: started, 10, what="the run to start with the lower lr")
         assert len(started) == 1 and started[0].train.lr == 1e-5
 
 
