@@ -249,6 +249,7 @@ class CifarApp(App):
             record = {}
         record.setdefault(key, time.time())
         record["torch"] = "torch" in sys.modules
+        record["store"] = "cifartui.record.store" in sys.modules  # the Config screen paints without it
         tmp = file.with_name(file.name + ".tmp")
         tmp.write_text(json.dumps(record))
         tmp.replace(file)  # the reader never sees half a file

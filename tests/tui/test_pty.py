@@ -43,6 +43,7 @@ def test_cifartui_trains_the_demo_and_quits_in_a_terminal(tmp_path):
         info = json.loads(text)
         first_frame = info["time"] - started
         assert info["torch"] is False, "the first frame must come before torch is imported"
+        assert info["store"] is False, "the Config screen paints before the run store is imported"
         print(f"\nfirst frame after {first_frame:.2f}s (torch not loaded)")
         tmux.keys("Escape", "s")
         screen = tmux.wait("completed", 180)
