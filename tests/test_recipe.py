@@ -247,27 +247,20 @@ def test_eval_tta_may_change_on_resume_but_the_training_recipe_may_not():
 # -- readers of a run trained with mixing ---------------------------------------------------------------
 def test_readers_of_a_mixed_run_show_no_train_accuracy_and_no_gap(tmp_path):
     """A run whose epochs have no train accuracy (Mixup/CutMix): findings, the report and the export read it."""
-    import os
-    import socket
-
     from cifartui.analysis import findings
     from cifartui.commands.export import export_rows
-    from cifartui.record.events import RunEnded, RunStarted
-    from cifartui.record.store import RunStore
     from cifartui.report import build_report
+    from testkit.runs import RunWriter
 
-    store = RunStore.create(tmp_path, "mixed")
-    store.write_config(config.load(None, ["data.mixup=0.2", "train.ema=true"]).to_yaml())
-    store(RunStarted(run_id=store.id, name="mixed", device="cpu", num_classes=2, class_names=["a", "b"], epochs=2,
-                     steps_per_epoch=1, train_size=8, val_size=4, test_size=4, pid=os.getpid(), host=socket.gethostname()))
-    for epoch in (1, 2):
-        store(EpochEnd(epoch=epoch, train_loss=1.0, train_acc=None, val_loss=0.9, val_acc=0.25 * epoch, val_top5=1.0,
-                       lr=0.1, epoch_seconds=1.0, images_per_second=8.0, val_acc_ema=0.3 * epoch))
-    store(RunEnded(status="completed", epochs_done=2))
-    store.close()
-    kinds = {f.kind for f in findings(store.path)}
+    with RunWriter.create(tmp_path, "mixed", config.load(None, ["data.mixup=0.2", "train.ema=true"])) as run:
+        run.start(["a", "b"], name="mixed", epochs=2, steps_per_epoch=1, train_size=8, val_size=4, test_size=4)
+        for epoch in (1, 2):
+            run.end_epoch(epoch, val_acc=0.25 * epoch, train_loss=1.0, train_acc=None, val_loss=0.9, val_top5=1.0,
+                          lr=0.1, epoch_seconds=1.0, images_per_second=8.0, val_acc_ema=0.3 * epoch)
+        run.end("completed", epochs_done=2)
+    kinds = {f.kind for f in findings(run.path)}
     assert kinds and not kinds & {"overfitting", "generalisation_gap"}
-    text = build_report(store.path).read_text()
+    text = build_report(run.path).read_text()
     assert "No train accuracy: Mixup/CutMix" in text
-    rows = export_rows(store.path)
+    rows = export_rows(run.path)
     assert [r["train_top1"] for r in rows] == ["", ""] and [r["eval_top1"] for r in rows] == [25.0, 50.0]
