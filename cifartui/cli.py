@@ -29,9 +29,18 @@ COMMANDS = ("train", "runs", "show", "report", "eval", "predict", "export", "con
             "queue")
 
 
-def app_parser() -> argparse.ArgumentParser:
+class _NotTheAppAlone(Exception):
+    """What the app's own parser cannot take: the full parser parses it again, and says what is wrong."""
+
+
+class _AppParser(_Parser):
+    def error(self, message: str) -> None:
+        raise _NotTheAppAlone(message)
+
+
+def app_parser(parser_class: type[_Parser] = _Parser) -> argparse.ArgumentParser:
     """The options of the app itself (``cifartui [--config F] [--run R] ...``), without the subcommands."""
-    p = _Parser(prog="cifartui", description="Train timm image classifiers from the terminal and browse the runs.")
+    p = parser_class(prog="cifartui", description="Train timm image classifiers from the terminal and browse the runs.")
     p.add_argument("--headless", action="store_true", help="no app: run a command (train) with plain/Rich output")
     p.add_argument("--config", metavar="FILE|PRESET", help="open the app with this config file or preset (cifartui configs) loaded")
     p.add_argument("--run", metavar="RUN", help="open the app on this run")
@@ -202,16 +211,24 @@ def _rank_prefix() -> str:
     return "" if rank == "0" else f"[rank {rank}] "
 
 
-def _starts_the_app(argv: list[str]) -> bool:
-    """No command, no --headless, no help: the app's own options are all the parser needs to know."""
-    return not any(a in COMMANDS or a in ("-h", "--help", "--headless") for a in argv)
+def _parse_app_options(argv: list[str]) -> argparse.Namespace | None:
+    """The app's options, or None for anything else: a command, --headless, help (the full list of commands),
+    a word or a mistake the app's parser cannot take (the full parser says what is wrong, with every command
+    in its usage line)."""
+    if any(a in COMMANDS or a == "-h" or a.startswith("--h") for a in argv):  # --h... also abbreviates --help
+        return None
+    try:
+        args, unknown = app_parser(_AppParser).parse_known_args(argv)
+    except _NotTheAppAlone:
+        return None
+    return None if unknown else args
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = app_parser() if _starts_the_app(argv) else build_parser()
-    args, unknown = parser.parse_known_args(argv)
-    if unknown:  # a word the app does not take: the full parser names it ("invalid choice: ...")
+    parser = None
+    args = _parse_app_options(argv)
+    if args is None:
         parser = build_parser()
         args = parser.parse_args(argv)
     commands = {"train": cmd_train, "show": cmd_show}  # runs and the rest: args.func (cifartui.commands)

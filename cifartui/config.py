@@ -102,7 +102,7 @@ class EvalConfig(_Section):
 class OutputConfig(_Section):
     root: str = "./runs"
     save_samples: bool = True  # thumbnails of val/test images for the confusion drilldown
-    # a shell command run once when a headless or queued run ends (cifartui.notify: env CIFARTUI_RUN, ...)
+    # a shell command run once when a run ends, headless, queued or in the app (cifartui.notify: env CIFARTUI_RUN, ...)
     notify: str | None = Field(None, max_length=4000)
     notify_timeout: float = Field(60.0, gt=0, le=3600)  # seconds; then it is killed (the run is not affected)
 

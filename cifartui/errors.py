@@ -3,3 +3,8 @@
 
 class UserError(Exception):
     """Bad input. The message is ready to print: what, where, and the fix."""
+
+
+class ResumeRefused(UserError):
+    """A resume refused at set-up (another config, other classes, a damaged last.pt): the run is left as it
+    was, with nothing recorded, so nothing is notified either."""

@@ -194,7 +194,7 @@ def run_headless(cfg, resume_dir=None, store=None) -> int:
         store = session.prepare(cfg, resume_dir)
     reporter = HeadlessReporter()
     stop = StopRequest()
-    end_before = store.record.ended if store is not None else None  # a resumed run's previous end
+    error: BaseException | None = None
     try:
         with SignalStop(stop, quiet=not main) as signals:
             try:
@@ -204,14 +204,16 @@ def run_headless(cfg, resume_dir=None, store=None) -> int:
                 if main:
                     print("aborted; last.pt holds the last saved state", file=sys.stderr)
                 return EXIT_SIGINT
+            except BaseException as exc:
+                error = exc  # a ResumeRefused: nothing to notify of
+                raise
             finally:
                 reporter.close()
-    finally:  # however the run ended (failed too): once, with the signal handlers restored (Ctrl-C kills it);
-        # not for a resume refused at set-up, which recorded no end (the run is as it was)
+    finally:  # however the run ended (failed too): once, with the signal handlers restored (Ctrl-C kills it)
         if store is not None and cfg.output.notify:
             from cifartui.notify import notify_ended
 
-            failure = notify_ended(cfg, store, end_before)
+            failure = notify_ended(cfg, store, error)
             if failure:
                 print(f"warning: output.notify: {failure.removeprefix('notify: ')} (details in train.log)", file=sys.stderr)
     if signals.signum:  # 130/143 as a shell expects, even when the run ended completed meanwhile (a signal

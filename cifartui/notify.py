@@ -44,12 +44,13 @@ def _kill_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
-def notify_ended(cfg, store, end_before=None) -> str | None:
-    """``output.notify`` for a run this process trained (headless, a queue worker, the app), once the run has
-    recorded an end of its own: not for a resume refused at set-up, which leaves ``store.record.ended`` as it
-    was (``end_before``). Returns run_notify's failure line, or None."""
-    ended = store.record.ended if store is not None else None
-    if not cfg.output.notify or ended is None or ended is end_before:
+def notify_ended(cfg, store, error: BaseException | None = None) -> str | None:
+    """``output.notify`` for a run this process trained (headless, a queue worker, the app), however it ended,
+    even when its run_ended could not be written (a full disk); not after ``error`` is a
+    :class:`~cifartui.errors.ResumeRefused` (the run is as it was). Returns run_notify's failure line, or None."""
+    from cifartui.errors import ResumeRefused
+
+    if store is None or not cfg.output.notify or isinstance(error, ResumeRefused):
         return None
     return run_notify(cfg.output.notify, store.path, cfg.output.notify_timeout)
 

@@ -102,23 +102,25 @@ def train(cfg: Config, store: RunStore | None, sinks: Iterable[Sink] = (), stop:
 
 class _EnvironmentFiles:
     """A sink that writes env.txt and git.diff when the run starts (rank 0 only), and names them in that
-    run_started event. Not before: a resume refused at set-up (another config, a damaged last.pt) drops its
-    run_started, and leaves the folder as it found it."""
+    run_started event; or, for a run that fails in set-up before it starts, with its run_ended. Not before:
+    a resume refused at set-up (another config, a damaged last.pt) records neither, and leaves the folder as
+    it found it."""
 
     def __init__(self, snapshot, run_dir: Path, resumed_at: int | None):
         self.snapshot, self.run_dir, self.resumed_at = snapshot, run_dir, resumed_at
 
     def __call__(self, event: Event) -> None:
-        if not isinstance(event, RunStarted) or self.run_dir is None:
+        if not isinstance(event, (RunStarted, RunEnded)) or self.run_dir is None:
             return
         try:
             self.snapshot.write(self.run_dir, resumed_from=self.resumed_at)
         except OSError as exc:  # the events' own write names a full disk and ends the run; this says what is missing
             self.snapshot.environment["files_error"] = f"{type(exc).__name__}: {exc}"
-        for key in ("files", "files_error"):
-            if key in self.snapshot.environment:
-                event.environment[key] = self.snapshot.environment[key]
-        self.run_dir = None  # once: a resume's run_started is the only one this process emits
+        if isinstance(event, RunStarted):
+            for key in ("files", "files_error"):
+                if key in self.snapshot.environment:
+                    event.environment[key] = self.snapshot.environment[key]
+        self.run_dir = None  # once: the first of the two this process emits
 
 
 def _environment_files(store: RunStore | None, resume_dir: str | Path | None) -> _EnvironmentFiles | None:

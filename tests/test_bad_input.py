@@ -178,7 +178,12 @@ def test_the_apps_short_parser_knows_every_command_and_leaves_the_rest_to_the_fu
 
     subparsers = next(a for a in cli.build_parser()._actions if a.dest == "command")
     assert set(cli.COMMANDS) == set(subparsers.choices)
+    for argv, said in ((["--root", "x", "trian"], "invalid choice: 'trian'"),
+                       (["--run"], "argument --run: expected one argument")):
+        with pytest.raises(SystemExit) as exit_info:
+            cli.main(argv)
+        err = capsys.readouterr().err
+        assert exit_info.value.code == 2 and said in err and "{train,runs," in err, err  # the full usage line
     with pytest.raises(SystemExit) as exit_info:
-        cli.main(["--root", "x", "trian"])
-    assert exit_info.value.code == 2
-    assert "invalid choice: 'trian'" in capsys.readouterr().err
+        cli.main(["--hel"])  # an abbreviation of --help: the full help, every command in it
+    assert exit_info.value.code == 0 and "suspects" in capsys.readouterr().out

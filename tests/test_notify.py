@@ -42,3 +42,22 @@ def test_no_command_runs_nothing(tmp_path):
     run = write_run(tmp_path / "runs")
     assert run_notify(None, run) is None and run_notify("   ", run) is None
     assert not (run / "train.log").exists()
+
+
+def test_notify_runs_however_the_run_ended_but_not_after_a_refused_resume(tmp_path):
+    """A run whose run_ended could not be written (a full disk) is still notified; a resume refused at set-up
+    (ResumeRefused: the run is as it was) is not."""
+    from cifartui.config import Config
+    from cifartui.errors import ResumeRefused
+    from cifartui.notify import notify_ended
+    from cifartui.record.store import RunStore, StorageError
+
+    run = write_run(tmp_path / "runs", status=None)  # no run_ended in its events
+    store = RunStore.open(run)
+    mark = tmp_path / "notified"
+    cfg = Config().with_overrides(**{"output.notify": f"echo $CIFARTUI_STATUS >> {mark}"})
+    assert notify_ended(cfg, store, ResumeRefused("--resume: the classes are not the run's")) is None
+    assert not mark.exists()
+    assert notify_ended(cfg, store, StorageError("cannot write events.jsonl (No space left on device)")) is None
+    assert mark.read_text().split() == [RunRecord.read(run).status]
+    store.close()

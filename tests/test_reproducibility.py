@@ -157,3 +157,26 @@ def test_runs_written_before_the_field_read_as_an_empty_environment():
                   "class_names": ["a", "b"], "epochs": 1, "steps_per_epoch": 1, "train_size": 1, "val_size": 1,
                   "test_size": 1})
     assert record.started is not None and record.environment == {}
+
+
+def test_environment_files_are_written_with_the_first_start_or_end_of_the_run(tmp_path):
+    """session's sink: env.txt names itself in run_started; a new run that fails in set-up (no run_started)
+    still gets it with its run_ended; a resume refused at set-up emits neither and gets nothing."""
+    from cifartui.record.events import RunEnded, RunStarted
+    from cifartui.session import _EnvironmentFiles
+
+    def started() -> RunStarted:
+        return RunStarted(run_id="r", name="r", device="cpu", num_classes=2, class_names=["a", "b"], epochs=1,
+                          steps_per_epoch=1, train_size=1, val_size=1, test_size=1, environment={"python": "3.11"})
+
+    for name, events in (("starts", [started(), RunEnded(status="completed")]),
+                         ("fails-in-set-up", [RunEnded(status="failed", reason="RuntimeError: out of memory")]),
+                         ("refused", [])):
+        run = tmp_path / name
+        run.mkdir()
+        sink = _EnvironmentFiles(Snapshot(environment={}, packages=["a==1"]), run, resumed_at=None)
+        for event in events:
+            sink(event)
+        assert sorted(p.name for p in run.iterdir()) == ([] if name == "refused" else ["env.txt"]), name
+        if name == "starts":
+            assert events[0].environment == {"python": "3.11", "files": {"packages": "env.txt"}}

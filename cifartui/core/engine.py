@@ -33,7 +33,7 @@ from cifartui.core.loader import BatchLoader
 from cifartui.core.mixing import BatchMixer
 from cifartui.core.recipe import backward_in_chunks, make_criterion, make_ema
 from cifartui.core.model import build_model, load_exact_weights
-from cifartui.errors import UserError
+from cifartui.errors import ResumeRefused, UserError
 from cifartui.record.control import STOP_FILE, StopRequest
 
 Sink = Callable[[Event], None]
@@ -664,7 +664,9 @@ class Trainer:
             return ended
         except BaseException as exc:
             if self.resume and not fitting and isinstance(exc, UserError):
-                raise  # what set-up said is dropped with it
+                if isinstance(exc, ResumeRefused):
+                    raise
+                raise ResumeRefused(str(exc)) from exc  # what set-up said is dropped with it
             self._release_held()  # a resume that failed in set-up otherwise: what it said belongs to the record
             ended = (RunEnded(status="stopped", reason="interrupted") if isinstance(exc, KeyboardInterrupt)
                      else RunEnded(status="failed", reason=f"{type(exc).__name__}: {exc}"))

@@ -604,6 +604,7 @@ def load_classes(run_path: str | os.PathLike) -> list[str]:
 
 def _load_npz(full: Path, rel: str, required: tuple[str, ...], keys: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
     import zipfile
+    import zlib
 
     import numpy as np
 
@@ -613,7 +614,7 @@ def _load_npz(full: Path, rel: str, required: tuple[str, ...], keys: tuple[str, 
             return {k: data[k] for k in data.files if keys is None or k in keys}
     except RunReadError:
         raise
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError, RuntimeError) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, KeyError, RuntimeError) as exc:
         why = _why(exc) if isinstance(exc, OSError) and not isinstance(exc, zipfile.BadZipFile) else \
             f"not a readable .npz, truncated or damaged ({_why(exc)})"
         raise RunReadError(f"{rel}: {why}") from None

@@ -248,8 +248,9 @@ class CifarApp(App):
         except ValueError:
             record = {}
         record.setdefault(key, time.time())
-        record["torch"] = "torch" in sys.modules
-        record["store"] = "cifartui.record.store" in sys.modules  # the Config screen paints without it
+        # as of the first frame (the first stamp), not the form's: torch is not loaded yet, nor the run store
+        record.setdefault("torch", "torch" in sys.modules)
+        record.setdefault("store", "cifartui.record.store" in sys.modules)
         tmp = file.with_name(file.name + ".tmp")
         tmp.write_text(json.dumps(record))
         tmp.replace(file)  # the reader never sees half a file
@@ -365,6 +366,9 @@ class CifarApp(App):
 
             data.disk_status = read_run(data.run_dir).status if data.run_dir else None
             changed = True
+        if data.ended is None and data.disk_status not in (None, "running"):
+            # the writer may have finished between the poll above and reading its status: its last lines
+            changed = data.apply_all(follower.poll()) or changed
         if data.ended is not None or (data.disk_status not in (None, "running")):
             self.following = None
             changed = True
@@ -413,21 +417,22 @@ class CifarApp(App):
         return True
 
     def _train_thread(self, live: LiveTraining) -> None:
-        """On the worker thread: preflight, create the run, train. Never raises into Textual."""
+        """On the worker thread: preflight, create the run, train, then ``output.notify``. Never raises into
+        Textual."""
         from cifartui.tui.rundata import APP_DONE, APP_ERROR, APP_RUN_DIR, APP_STATUS
 
         bridge = live.bridge
-        store = end_before = None
+        store = error = None
         try:
             from cifartui import session  # torch and timm load in here, off the UI thread
 
             store = session.prepare(live.cfg, live.resume_dir)
-            end_before = store.record.ended  # a resumed run's previous end
             live.run_dir = store.path
             bridge.push({"type": APP_RUN_DIR, "path": str(store.path)})
             bridge.push({"type": APP_STATUS, "message": "loading data and building the model ..."})
             session.train(live.cfg, store, sinks=[bridge], stop=live.stop, resume_dir=live.resume_dir)
         except BaseException as exc:  # noqa: BLE001 - shown in the app, never a dead terminal
+            error = exc
             user = isinstance(exc, UserError)
             message = str(exc) if user else f"{type(exc).__name__}: {exc}"
             if live.run_dir is not None and not user:  # train.log says "run failed"; the traceback is extra
@@ -438,18 +443,21 @@ class CifarApp(App):
                          "traceback": "" if user else traceback.format_exc(),
                          "hint": "" if user else "the run is marked failed; the traceback is in the log pane"})
         finally:
-            if self.leaving != "background":  # handed off: the detached process notifies when the run ends
-                self._notify_command(live, store, end_before)
-            bridge.push({"type": APP_DONE})
+            bridge.push({"type": APP_DONE})  # the run is over: the app may train another while the command runs
+            self._notify_command(live, store, error)
 
-    def _notify_command(self, live: LiveTraining, store, end_before) -> None:
+    def _notify_command(self, live: LiveTraining, store, error: BaseException | None) -> None:
         """``output.notify`` as a headless run runs it, on the training thread (the command may take up to its
-        time limit): after a hang-up too, when the user is most likely away."""
+        time limit): after a hang-up too, when the user is most likely away. Not for a run handed to a detached
+        process (``q`` then ``b``), which notifies when it ends, unless the run ended here before the hand-off."""
         if store is None or not live.cfg.output.notify:
+            return
+        ended = store.record.ended
+        if self.leaving == "background" and ended is not None and ended.status == "stopped":
             return
         from cifartui.notify import notify_ended
 
-        failure = notify_ended(live.cfg, store, end_before)
+        failure = notify_ended(live.cfg, store, error)
         if failure:
             live.bridge.push({"type": "log", "level": "warning",
                               "message": f"output.notify: {failure.removeprefix('notify: ')} (details in train.log)"})
