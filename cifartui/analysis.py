@@ -281,8 +281,8 @@ def _fine_tune_lr(data: RunData) -> list[Finding]:
 
 
 def _best_epoch(data: RunData) -> tuple[int, float] | None:
-    best = data.record.best  # the first of equals, like the trainer
-    return None if best is None else (best.epoch, float(best.val_acc))
+    best = data.record.best  # the first of equals, like the trainer; scored as it ranks (EMA's when better)
+    return None if best is None else (best.epoch, float(best.best_acc))
 
 
 def _early_stop_and_best(data: RunData) -> list[Finding]:
@@ -293,7 +293,7 @@ def _early_stop_and_best(data: RunData) -> list[Finding]:
     best_epoch, best_acc = best
     epochs = data.record.epochs
     last = epochs[-1]
-    last_epoch, last_acc = last.epoch, float(last.val_acc)
+    last_epoch, last_acc = last.epoch, float(last.best_acc)
     started = data.record.started
     planned = int((started.epochs if started is not None else 0) or data.cfg("train.epochs") or data.summary.epochs
                   or last_epoch)
@@ -314,7 +314,7 @@ def _early_stop_and_best(data: RunData) -> list[Finding]:
                            f"reached {pct(last_acc)} ({points(best_acc - last_acc)} lower). best.pt holds epoch "
                            f"{best_epoch}'s weights and the test score uses them.", figures))
     elif len(epochs) >= 2 and data.summary.status == "completed":
-        prev = float(epochs[-2].val_acc)
+        prev = float(epochs[-2].best_acc)
         if last_acc - prev >= STILL_IMPROVING_GAIN:
             figures = {"last_epoch": last_epoch, "last_val_acc": last_acc, "previous_val_acc": prev, "gain": last_acc - prev}
             out.append(Finding("still_improving", "info",

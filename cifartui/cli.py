@@ -125,7 +125,7 @@ def show_data(run_dir: Path) -> dict:
     conf = None
     if chosen is not None:
         try:
-            conf = load_evaluation(run_dir, chosen.file)["confusion"]
+            conf = load_evaluation(run_dir, chosen.file, keys=("confusion",))["confusion"]
         except StoreError as exc:
             if str(exc) not in out["problems"]:
                 out["problems"].append(str(exc))

@@ -140,6 +140,18 @@ class EvalDiff:
         idx = self.right_to_wrong if kind == "right_to_wrong" else self.wrong_to_right
         return confident_first(idx, self.b if kind == "right_to_wrong" else self.a)[:k]
 
+    def lost(self, k: int) -> list[ClassChange]:
+        """The ``k`` classes that lost most, the biggest loss first."""
+        return [c for c in self.per_class if c.delta < 0][:k]
+
+    def gained(self, k: int) -> list[ClassChange]:
+        """The ``k`` classes that gained most, the biggest gain first."""
+        return [c for c in reversed(self.per_class) if c.delta > 0][:k]
+
+    def flips(self, k: int) -> list[tuple[str, int]]:
+        """(kind, index) of ``k`` right-to-wrong, then ``k`` wrong-to-right images (:meth:`examples`)."""
+        return [(kind, int(i)) for kind in ("right_to_wrong", "wrong_to_right") for i in self.examples(kind, k)]
+
     def flip(self, index: int) -> dict[str, Any]:
         i = int(index)
         t, pa, pb = int(self.a.targets[i]), int(self.a.preds[i]), int(self.b.preds[i])
@@ -200,7 +212,7 @@ def run_evaluation(record: RunRecord, split: str) -> Evaluation | None:
 
 def _load(run: Path, record: RunRecord, evaluation: Evaluation) -> Side:
     try:
-        arrays = load_evaluation(run, evaluation.file, required=NEEDED)
+        arrays = load_evaluation(run, evaluation.file, required=NEEDED)  # all: the drilldown shows them
     except StoreError as exc:
         raise DiffError(f"diff: {run.name}: {exc}") from None
     return Side(run, evaluation, arrays, _names(run, record))

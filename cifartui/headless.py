@@ -16,7 +16,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from cifartui.record.events import EpochEnd, Event, Evaluation, Log, RunEnded, RunStarted, Step
+from cifartui.record.events import SUCCESS_STATUSES, EpochEnd, Event, Evaluation, Log, RunEnded, RunStarted, Step
 from cifartui.record.control import StopRequest
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -107,7 +107,7 @@ class HeadlessReporter:
             self.close()
             if event.status == "failed":  # the exception behind it is printed once, by whoever caught it
                 return  # (the CLI: "error: ..." and exit code 1 or 2; the app: on screen and in train.log)
-            style = "green" if event.status in ("completed", "early_stopped") else "red"
+            style = "green" if event.status in SUCCESS_STATUSES else "red"
             self._print(f"run {event.status}: {event.reason}", style)
 
     def _prefix(self) -> str:
@@ -220,7 +220,7 @@ def run_headless(cfg, resume_dir=None, store=None) -> int:
         return signals.exit_code  # during the final test): a queue worker must not start the next entry
     if ended.status == "stopped":  # by a stop request: done as asked
         return EXIT_OK
-    return EXIT_OK if ended.status in ("completed", "early_stopped") else EXIT_FAILED
+    return EXIT_OK if ended.status in SUCCESS_STATUSES else EXIT_FAILED
 
 
 def _acc(value: float | None, spec: str) -> str:

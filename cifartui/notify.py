@@ -32,7 +32,7 @@ def run_environment(run_dir: str | os.PathLike) -> dict[str, str]:
     number = lambda v: "" if v is None else repr(float(v))  # noqa: E731 - full precision, parseable
     return {"CIFARTUI_RUN": run_dir.name, "CIFARTUI_RUN_DIR": str(run_dir), "CIFARTUI_STATUS": record.status,
             "CIFARTUI_TEST_ACC": number(test.top1 if test is not None else None),
-            "CIFARTUI_BEST_VAL": number(best.val_acc if best is not None else None),
+            "CIFARTUI_BEST_VAL": number(best.best_acc if best is not None else None),
             "CIFARTUI_REASON": ended.reason if ended is not None else ""}
 
 

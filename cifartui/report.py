@@ -482,8 +482,7 @@ def what_changed(d) -> list[str]:
            f"{'⚠ ' if d.check.weaker else ''}{d.check.note[0].upper()}{d.check.note[1:]}.", ""]
     out += [f"- {line[0].upper()}{line[1:]}." for line in summary_lines(d)] + [""]
     rows = lambda cs: [[c.name, c.images, pct(c.acc_a), pct(c.acc_b), points(c.delta)] for c in cs]  # noqa: E731
-    lost = [c for c in d.per_class if c.delta < 0][:TOP_CLASSES]
-    gained = [c for c in reversed(d.per_class) if c.delta > 0][:TOP_CLASSES]
+    lost, gained = d.lost(TOP_CLASSES), d.gained(TOP_CLASSES)
     header = ["class", "images", "accuracy A", "accuracy B", "change (points)"]
     if lost:
         out += ["Classes that lost most:", "", table(header, rows(lost), "lrrrr"), ""]
@@ -494,7 +493,7 @@ def what_changed(d) -> list[str]:
                 table(["true", "predicted as", "A", "B", "change"],
                       [[d.name(c.true), d.name(c.pred), c.count_a, c.count_b, f"{c.change:+d}"] for c in d.cells[:TOP_PAIRS]],
                       "llrrr"), ""]
-    flips = [(kind, i) for kind in ("right_to_wrong", "wrong_to_right") for i in d.examples(kind, TOP_CLASSES)]
+    flips = d.flips(TOP_CLASSES)
     if flips:
         out += ["Flipped images, the most confident mistakes first (#: the image's index in the split):", "",
                 table(["#", "true", "A predicted", "B predicted", "flip"],
@@ -506,7 +505,9 @@ def what_changed(d) -> list[str]:
 def cmd_report(args) -> int:
     from cifartui.record.store import read_run, resolve_run, run_problems
 
-    root = getattr(args, "sub_root", None) or args.root or "runs"
+    from cifartui.commands import root_of
+
+    root = root_of(args)
     run_dir = resolve_run(args.run, root)
     summary = read_run(run_dir)
     problems = run_problems(run_dir)  # once: it opens every array of the run

@@ -89,7 +89,7 @@ class CamMaker:
                 have = sorted({e.split for e in record.evaluations}) or ["none yet"]
                 raise CamInputError(f"cam --split: {self.run_dir.name} has no {split!r} evaluation; it has: "
                                     f"{', '.join(have)}.")
-            arrays = load_evaluation(self.run_dir, ev.file, required=("targets",))
+            arrays = load_evaluation(self.run_dir, ev.file, required=("targets",), keys=("targets", "refs"))
             own = self.run_dir / "eval" / f"{split}.yaml"  # `cifartui eval` keeps the config it scored with
             cfg = config_mod.load(own if own.exists() else self.run_dir / "config.yaml")
             self._splits[split] = (arrays, cfg.with_overrides(**{"data.exclude": None}))

@@ -48,9 +48,8 @@ def cmd_configs(args) -> int:
     if args.json:
         print(json.dumps([{"name": p.name, "description": p.description, "path": str(p.path)} for p in found], indent=1))
         return 0
-    width = max((len(p.name) for p in found), default=0)
-    for p in found:
-        print(f"{p.name.ljust(width)}  {p.description}")
+    for line, _preset in presets.listing(found):
+        print(line)
     print("\nUse a name wherever a config file goes (cifartui --headless train NAME, cifartui --config NAME, "
           "cifartui queue add NAME); cifartui configs --copy NAME DEST writes one out to edit.")
     return 0

@@ -41,8 +41,8 @@ def render(d: EvalDiff, top: int = 5) -> None:
         con.print()
         con.print(t)
 
-    classes("Classes that lost most (points)", [c for c in d.per_class if c.delta < 0][:top], "red")
-    classes("Classes that gained most (points)", [c for c in reversed(d.per_class) if c.delta > 0][:top], "green")
+    classes("Classes that lost most (points)", d.lost(top), "red")
+    classes("Classes that gained most (points)", d.gained(top), "green")
     if d.cells:
         t = Table(title="Confusion cells that changed most", title_justify="left", box=None, header_style="bold",
                   padding=(0, 1))
@@ -53,7 +53,7 @@ def render(d: EvalDiff, top: int = 5) -> None:
                       Text(f"{c.change:+d}", style="red" if c.change > 0 else "green"))
         con.print()
         con.print(t)
-    shown = [(kind, i) for kind in ("right_to_wrong", "wrong_to_right") for i in d.examples(kind, top)]
+    shown = d.flips(top)
     if shown:
         t = Table(title="Flipped images (most confident mistake first)", title_justify="left", box=None,
                   header_style="bold", padding=(0, 1))

@@ -70,18 +70,19 @@ def stored_probabilities(run_dir: Path, split: str, record=None):
     names = (split, f"{split}-e{epoch:03d}")
     for ev in reversed(record.evaluations):
         if ev.split in names and int(ev.epoch) == epoch:
-            arrays = load_evaluation(run_dir, ev.file, required=("targets",))
+            arrays = load_evaluation(run_dir, ev.file, required=("targets",), keys=("targets", "probs", "refs"))
             if "probs" in arrays and "refs" in arrays:
                 return ev, arrays
     return None
 
 
-def evaluate_split(run_dir: Path, split: str, root: str, say: Callable[[str], None]):
-    """Evaluate ``split`` with best.pt and store it (probabilities and references included)."""
+def evaluate_split(run_dir: Path, split: str, root: str, say: Callable[[str], None], record=None):
+    """Evaluate ``split`` with best.pt and store it (probabilities and references included). ``record``: the
+    run's RunRecord as read before (else read here); the evaluation's own is read after it."""
     from cifartui.commands.evaluate import evaluate
     from cifartui.record.read_model import RunRecord
 
-    record = RunRecord.read(run_dir)
+    record = RunRecord.read(run_dir) if record is None else record
     epoch = best_epoch(record)
     if epoch is None or not (run_dir / "best.pt").exists():
         raise SuspectsError(f"suspects: {run_dir.name} has no best.pt (it ended before its first epoch); nothing ranks labels.")
@@ -130,7 +131,7 @@ def find_suspects(run: str | Path, split: str = "train", top: int = 50, root: st
     if found is None:
         if not evaluate:
             return None
-        found, evaluated = evaluate_split(run_dir, split, root, say), True
+        found, evaluated = evaluate_split(run_dir, split, root, say, record), True
     ev, arrays = found
     names = record.class_names
     labels, probs, refs = arrays["targets"], arrays["probs"], arrays["refs"]

@@ -25,17 +25,12 @@ from cifartui.errors import UserError
 from cifartui.record.read_model import RunRecord
 
 
+def _hparams(config: dict[str, Any]) -> dict[str, Any]:
+    """Config values as hparams: nested keys dotted; None, lists and the like as text (all TensorBoard takes)."""
+    from cifartui.record.config_index import flatten
 
-def _flatten(data: Any, prefix: str = "") -> dict[str, Any]:
-    """Config values as hparams: nested keys dotted; lists and other values TensorBoard cannot take as text."""
-    if isinstance(data, dict):
-        out: dict[str, Any] = {}
-        for key, value in data.items():
-            out.update(_flatten(value, f"{prefix}{key}."))
-        return out
-    if data is None or isinstance(data, (bool, int, float, str)):
-        return {prefix[:-1]: "None" if data is None else data}
-    return {prefix[:-1]: str(data)}
+    return {key: value if isinstance(value, (bool, int, float, str)) else str(value)
+            for key, value in flatten(config).items()}
 
 
 def _writer_class():
@@ -62,7 +57,7 @@ def export_tensorboard(run_dir: str | os.PathLike, out_dir: str | os.PathLike) -
         old.unlink()
     per_epoch = (record.last_step.steps if record.last_step else 0) or (record.started.steps_per_epoch if record.started else 0)
     at_epoch = (lambda epoch: epoch * per_epoch) if per_epoch else (lambda epoch: epoch)  # noqa: E731
-    counts = {"epochs": 0, "steps": 0, "classes": 0}
+    counts = {"epochs": len(record.epochs), "steps": len(record.steps), "classes": 0}
     scalars: list[tuple[int, float, str, float]] = []  # (global step, wall time, tag, value)
     for e in record.epochs:
         for tag, value in (("train/loss", e.train_loss), ("train/acc", e.train_acc), ("val/loss", e.val_loss),
@@ -70,14 +65,12 @@ def export_tensorboard(run_dir: str | os.PathLike, out_dir: str | os.PathLike) -
                            ("epoch_seconds", e.epoch_seconds), ("images_per_second", e.images_per_second)):
             if value is not None:  # train_acc: None under Mixup/CutMix (no accuracy against mixed targets)
                 scalars.append((at_epoch(e.epoch), e.time, tag, value))
-        counts["epochs"] += 1
     for s in record.steps:
         steps = s.steps or per_epoch
         for tag, value in (("step/loss", s.loss), ("step/acc", s.acc), ("step/lr", s.lr),
                            ("step/images_per_second", s.images_per_second)):
             if value is not None:  # acc: None under Mixup/CutMix
                 scalars.append(((s.epoch - 1) * steps + s.step if steps else s.epoch, s.time, tag, value))
-        counts["steps"] += 1
     test = record.test
     if test is not None:
         for tag, value in (("test/acc", test.top1), ("test/top5", test.top5), ("test/loss", test.loss)):
@@ -85,7 +78,7 @@ def export_tensorboard(run_dir: str | os.PathLike, out_dir: str | os.PathLike) -
     chosen = record.evaluation()
     if chosen is not None and chosen.file:
         try:
-            confusion = load_evaluation(run_dir, chosen.file)["confusion"]
+            confusion = load_evaluation(run_dir, chosen.file, keys=("confusion",))["confusion"]
         except StoreError:
             confusion = None  # `show` names the damaged file; the other scalars still go in
         if confusion is not None:
@@ -96,7 +89,7 @@ def export_tensorboard(run_dir: str | os.PathLike, out_dir: str | os.PathLike) -
                     scalars.append((at_epoch(chosen.epoch), chosen.time, f"per_class_acc/{chosen.split}/{name}", float(acc)))
                     counts["classes"] += 1
     best = record.best
-    hp_metrics = {"hparam/best_val_acc": best.val_acc if best is not None else float("nan"),
+    hp_metrics = {"hparam/best_val_acc": best.best_acc if best is not None else float("nan"),
                   "hparam/test_acc": test.top1 if test is not None else float("nan")}
     config = read_config_data(run_dir)
     with SummaryWriter(log_dir=str(target)) as w:
@@ -104,5 +97,5 @@ def export_tensorboard(run_dir: str | os.PathLike, out_dir: str | os.PathLike) -
         for step, when, tag, value in sorted(scalars, key=lambda x: (x[0], x[1])):
             w.add_scalar(tag, value, step, walltime=when)
         if config:
-            w.add_hparams(_flatten(config), hp_metrics, run_name=".")  # ".": the same folder, one run in TensorBoard
+            w.add_hparams(_hparams(config), hp_metrics, run_name=".")  # ".": the same folder, one run in TensorBoard
     return target, counts

@@ -8,6 +8,7 @@ imagefolder (torchvision ImageFolder layout), synthetic (generated, learnable, n
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 import pickle
 import tarfile
@@ -519,6 +520,13 @@ def _exclude(cfg: DataConfig, parts: dict[str, tuple], notify: Notify) -> tuple:
     return x[keep], y[keep], refs[keep.numpy()]
 
 
+@functools.lru_cache(maxsize=1)
+def _batch_images(path: str) -> np.ndarray:
+    """One CIFAR batch file's images (N, 3072 uint8), kept for the next call: maps of one suspect after another
+    (the drilldown's g) read CIFAR-100's 150 MB training pickle once, not once an image."""
+    return np.asarray(_unpickle(Path(path))["data"], dtype=np.uint8)
+
+
 def load_ref_image(cfg: DataConfig, ref: str) -> torch.Tensor:
     """One image (uint8 [3, H, W]) by its reference, decoded as ``load_data`` decodes it, without loading
     the whole dataset (an image folder of thousands of files reads one)."""
@@ -534,7 +542,7 @@ def load_ref_image(cfg: DataConfig, ref: str) -> torch.Tensor:
             else:
                 folder, ds = _ensure_cifar(cfg, _quiet), cifar_meta(cfg.source)
                 for name, _md5 in (ds.train_list if part == "train" else ds.test_list):
-                    data = np.asarray(_unpickle(folder / name)["data"], dtype=np.uint8)
+                    data = _batch_images(str(folder / name))
                     if i < len(data):
                         return torch.from_numpy(data[i].reshape(3, 32, 32).copy())
                     i -= len(data)

@@ -50,6 +50,14 @@ def presets() -> list[Preset]:
     return [Preset(p.stem, p, _description(p)) for p in files]
 
 
+def listing(found: list[Preset] | None = None) -> list[tuple[str, Preset]]:
+    """(line, preset) for each preset: its name, padded to the longest, then its description (``cifartui
+    configs`` and the app's Open dialog show these lines)."""
+    found = presets() if found is None else found
+    width = max((len(p.name) for p in found), default=0)
+    return [(f"{p.name.ljust(width)}  {p.description}", p) for p in found]
+
+
 def names() -> list[str]:
     return [p.name for p in presets()]
 

@@ -86,9 +86,12 @@ WRITER_LOCK = "writer.lock"
 
 
 class RunBusy(UserError):
-    """Another process writes this run (exit 2; the message names it and what to do)."""
+    """Another process writes this run (exit 2; the message names it and what to do). ``holder``: who, "pid N
+    on HOST (since ...)", for callers that word their own message (runs rm)."""
 
-    holder = "?"  # who: "pid N on HOST (since ...)", for callers that word their own message (runs rm)
+    def __init__(self, message: str, holder: str = "?"):
+        super().__init__(message)
+        self.holder = holder
 
 
 class WriterLock:
@@ -117,13 +120,10 @@ class WriterLock:
         except BlockingIOError:
             who = _describe(_read_holder(fd))
             os.close(fd)
-            busy = RunBusy(
+            raise RunBusy(
                 f"{action}: {Path(run_dir).name} is being written by {who}; two writers would interleave its history.\n"
                 f"  Wait for it to end, or stop it first (x on its dashboard, or: touch {Path(run_dir) / STOP_FILE}), "
-                "then resume."
-            )
-            busy.holder = who
-            raise busy from None
+                "then resume.", holder=who) from None
         os.ftruncate(fd, 0)
         os.write(fd, json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}).encode())
         return cls(fd, path)

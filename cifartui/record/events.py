@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 
 RUN_STATUSES = ("running", "completed", "stopped", "early_stopped", "failed", "crashed")
 END_STATUSES = ("completed", "stopped", "early_stopped", "failed")
+SUCCESS_STATUSES = ("completed", "early_stopped")  # the run did what it was asked
 
 
 @dataclass

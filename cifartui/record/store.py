@@ -260,7 +260,7 @@ def read_events(path: str | os.PathLike, offset: int = 0) -> tuple[list[dict[str
     end = chunk.rfind(b"\n")
     if end < 0:
         return [], offset
-    return _parse_events(chunk[: end + 1]), offset + end + 1
+    return _parse_events(chunk), offset + end + 1  # it leaves the cut-off last line out itself
 
 
 def _parse_events(chunk: bytes) -> list[dict[str, Any]]:

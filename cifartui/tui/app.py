@@ -112,7 +112,8 @@ def find_demo_config() -> Path | None:
 
 def _has_entries(folder: Path) -> bool:
     try:
-        return any(True for _ in os.scandir(folder))
+        with os.scandir(folder) as entries:
+            return next(entries, None) is not None
     except OSError:  # missing, or not a folder: list_runs says nothing either
         return False
 
@@ -157,7 +158,8 @@ class CifarApp(App):
         self.follow_interval = follow_interval
         self.panel_interval = panel_interval  # the dashboard's panels refresh at most this often while a run trains
         self.runs_refresh_interval = runs_refresh_interval
-        self.runs_cache: dict = {}  # list_runs(cache=): the Runs screen re-reads only runs that changed since
+        self._runs_cache: dict = {}  # list_runs(cache=): only runs that changed since are read again
+        self._runs_lock = threading.Lock()  # the UI thread and the Runs screen's reload thread share the cache
         self.current: RunData | None = None
         self.live: LiveTraining | None = None
         self.following: EventFollower | None = None
@@ -199,9 +201,7 @@ class CifarApp(App):
         elif not _has_entries(self.root):  # a first start: no runs to list (the store is not even imported)
             start = "config"
         else:
-            from cifartui.record.store import list_runs
-
-            runs = list_runs(self.root, self.runs_cache)
+            runs = self.list_runs()
             live = [r for r in runs if r.status == "running"]
             if len(live) == 1:  # reattach: the run a detached process, a queue or a hung-up app trains
                 self._set_current_run(Path(live[0].path))
@@ -285,14 +285,17 @@ class CifarApp(App):
         """The shipped presets as (label, path) for the Open dialog: the name and its one-line description."""
         from cifartui import presets
 
-        found = presets.presets()
-        width = max((len(p.name) for p in found), default=0)
-        return [(f"{p.name.ljust(width)}  {p.description}", p.path) for p in found]
+        return [(line, preset.path) for line, preset in presets.listing()]
 
-    def run_configs(self) -> list[tuple[str, Path]]:
+    def list_runs(self) -> list:
+        """The runs under the root (record.store.list_runs), through the app's listing cache; any thread."""
         from cifartui.record.store import list_runs
 
-        return [(f"{r.id}  ({r.status})", Path(r.path) / "config.yaml") for r in list_runs(self.root)
+        with self._runs_lock:
+            return list_runs(self.root, self._runs_cache)
+
+    def run_configs(self) -> list[tuple[str, Path]]:
+        return [(f"{r.id}  ({r.status})", Path(r.path) / "config.yaml") for r in self.list_runs()
                 if (Path(r.path) / "config.yaml").exists()]
 
     def load_run_config(self, run_dir: Path, resume: bool = False, fine_tune: bool = False) -> None:
@@ -379,11 +382,14 @@ class CifarApp(App):
     def announce_end(self, data: RunData) -> None:
         """A run trained here or followed ended: a notification in the app, plus the terminal bell and an OSC 9
         desktop notification (they reach a terminal over SSH) unless ``CIFARTUI_ALERTS`` turns them off."""
+        from cifartui.record.events import SUCCESS_STATUSES
+        from cifartui.tui.formatting import pct
+
         ended, status = data.ended, data.status
         test = data.record.test
-        text = f"{data.id}: {status}" + (f", test {100 * test.top1:.2f}%" if test is not None else "")
+        text = f"{data.id}: {status}" + (f", test {pct(test.top1)}" if test is not None else "")
         reason = ended.reason if ended is not None else "its process is gone"
-        good = status in ("completed", "early_stopped")
+        good = status in SUCCESS_STATUSES
         self.notify(f"{text} ({reason})", title="run ended", severity="information" if good else "warning", timeout=8)
         sequence = terminal_alert(f"cifartui: {text}", self.alerts)
         if sequence and self._driver is not None:
@@ -450,9 +456,7 @@ class CifarApp(App):
         """``output.notify`` as a headless run runs it, on the training thread (the command may take up to its
         time limit): after a hang-up too, when the user is most likely away. Not for a run handed to a detached
         process (``q`` then ``b``), which notifies when it ends, unless the run ended here before the hand-off."""
-        if store is None or not live.cfg.output.notify:
-            return
-        ended = store.record.ended
+        ended = store.record.ended if store is not None else None
         if self.leaving == "background" and ended is not None and ended.status == "stopped":
             return
         from cifartui.notify import notify_ended
@@ -554,6 +558,8 @@ class CifarApp(App):
         with self._cam_lock:
             maker = self._cam_makers.get(key)
             if maker is None:
+                for old in [k for k in self._cam_makers if k[0] == key[0]]:  # this run's, before best.pt changed
+                    self._cam_makers.pop(old).close()
                 maker = CamMaker(Path(run_dir), self.root)
                 if len(self._cam_makers) >= 2:  # a model each: keep the latest two runs'
                     self._cam_makers.pop(next(iter(self._cam_makers))).close()

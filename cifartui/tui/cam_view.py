@@ -89,6 +89,7 @@ class CamMixin:
     @work(thread=True, group="cam")
     def _cam_work(self, index: int, kind: str) -> None:
         from cifartui.errors import UserError
+        from cifartui.extras import MissingExtra
 
         try:
             maker = self.app.cam_maker(self.run_dir)  # type: ignore[attr-defined]
@@ -100,6 +101,8 @@ class CamMixin:
             note = f"{out.target} ({'predicted' if kind == 'pred' else 'true class'}, p={out.target_prob:.2f}) at {out.layer}"
         except UserError as exc:  # no analysis extra, no best.pt, an architecture without a map: said, not raised
             result, note = str(exc).replace("\n ", ""), ""
+            if isinstance(exc, MissingExtra):  # the install command, where it is seen
+                self.app.call_from_thread(self.notify, result, severity="warning", timeout=8)  # type: ignore[attr-defined]
         except Exception as exc:  # noqa: BLE001 - a damaged checkpoint must not take the app down
             result, note = f"{type(exc).__name__}: {exc}", ""
         self.app.call_from_thread(self._cam_ready, index, kind, result, note)  # type: ignore[attr-defined]
@@ -108,7 +111,5 @@ class CamMixin:
         store = self._cam_store()
         store[(index, kind)] = result
         store[(index, kind, "note")] = note
-        if isinstance(result, str) and "pip install" in result:
-            self.notify(result, severity="warning", timeout=8)  # type: ignore[attr-defined]
         if self.cam_kind == kind and self.cam_index() == index:
             self._detail(index)

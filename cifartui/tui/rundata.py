@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from cifartui.record.events import (END_STATUSES, Checkpoint, EpochEnd, Evaluation, Log, RunEnded, RunStarted, Step,
-                                    event_from_dict)
+from cifartui.record.events import (END_STATUSES, SUCCESS_STATUSES, Checkpoint, EpochEnd, Evaluation, Log, RunEnded,
+                                    RunStarted, Step, event_from_dict)
 from cifartui.record.read_model import RunRecord
 
 # Pseudo-events the app adds to the stream of a run it trains itself (never written to disk).
@@ -219,7 +219,7 @@ class RunData:
         if not epochs:
             return None
         ended = self.record.ended
-        if ended is not None and ended.status in ("completed", "early_stopped"):
+        if ended is not None and ended.status in SUCCESS_STATUSES:
             fraction = 1.0
         else:
             fraction = min(1.0, ((max(epoch, 1) - 1) + (step / steps if steps else 0.0)) / epochs)

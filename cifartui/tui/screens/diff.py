@@ -60,6 +60,7 @@ class DiffScreen(Screen):
         super().__init__()
         self.runs = [Path(r) for r in runs]
         self.epochs = epochs  # one run: its two validation epochs (None: the screen picks)
+        self._kept: list[int] | None = None  # the epochs with stored predictions, read at the first [ ] { }
         self.split = split
         self.normalise = False
         self.diff: EvalDiff | None = None
@@ -247,8 +248,9 @@ class DiffScreen(Screen):
     def action_epoch(self, side: int, step: int) -> None:
         if not self.by_epochs or self.epochs is None:
             return
-        kept = kept_epochs(self.runs[0])
-        epochs = list(self.epochs)
+        if self._kept is None:  # read once: each key press then reads only the two evaluations it compares
+            self._kept = kept_epochs(self.runs[0])
+        kept, epochs = self._kept, list(self.epochs)
         i = kept.index(epochs[side]) if epochs[side] in kept else 0
         epochs[side] = kept[max(0, min(len(kept) - 1, i + step))]
         self.epochs = (epochs[0], epochs[1])

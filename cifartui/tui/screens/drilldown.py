@@ -17,7 +17,7 @@ from cifartui.tui.cam_view import CamMixin
 from cifartui.tui.formatting import pct
 from cifartui.tui.image_sets import ImageSet
 from cifartui.tui.thumbnail_screen import ThumbnailScreen
-from cifartui.tui.widgets.thumbnails import HalfBlockImage, ThumbGrid
+from cifartui.tui.widgets.thumbnails import ThumbGrid
 
 MAX_ITEMS = 2000
 
@@ -157,4 +157,4 @@ class DrilldownScreen(ThumbnailScreen):
         self._show_pair()
 
 
-__all__ = ["DrilldownScreen", "HalfBlockImage", "pair_indices"]
+__all__ = ["DrilldownScreen", "pair_indices"]

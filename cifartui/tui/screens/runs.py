@@ -4,9 +4,8 @@ archive and delete (``cifartui.tui.runs_meta``)."""
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import work
@@ -17,7 +16,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from cifartui.errors import UserError
 from cifartui.record.query import filter_runs, parse_query
-from cifartui.record.store import RunSummary, list_runs
+from cifartui.record.store import RunSummary
 from cifartui.tui.formatting import STATUS_STYLE, fmt_value, pct
 from cifartui.tui.runs_meta import FILTER_PLACEHOLDER, META_BINDINGS, RunMetaActions, parse_filter
 
@@ -63,7 +62,9 @@ class RunsScreen(RunMetaActions, Screen):
         self.run_query = parse_query("")  # the filter applied: the last text typed that parsed
         self.show_archived = False
         self._rows: dict[str, tuple] = {}  # the table's cells by run id, as last put
-        self._listing_lock = threading.Lock()
+        # (query, ids it matched): a cfg filter's matches, worked out with the listing on the reload thread (it
+        # reads the root's config cache), so sorting, marking or A on the UI thread read no config again
+        self._cfg_matches: tuple[Any, set[str]] | None = None
         self._loading = False  # a reload thread is at work: the timer starts no second one
         self._fresh = True  # listed by on_mount, not left since: the resumes of the first show list nothing again
         self.marked: list[str] = []
@@ -111,10 +112,6 @@ class RunsScreen(RunMetaActions, Screen):
             self._loading = True
             self._load_in_background()
 
-    def _list_runs(self) -> list[RunSummary]:
-        with self._listing_lock:  # the UI thread (after a change) and the reload thread share the cache
-            return list_runs(self.cifar.root, self.cifar.runs_cache)
-
     @work(thread=True, group="runs-reload")
     def _load_in_background(self) -> None:
         """The periodic reload, off the UI thread, one at a time; unchanged ended runs are not read again (the
@@ -123,30 +120,32 @@ class RunsScreen(RunMetaActions, Screen):
         from cifartui.queue import list_entries
 
         try:
-            runs, entries = self._list_runs(), list_entries(self.cifar.root)
-            if self.run_query.needs_config:
-                filter_runs(runs, self.run_query)
-            self.app.call_from_thread(self._loaded, runs, entries)
+            runs, entries = self.cifar.list_runs(), list_entries(self.cifar.root)
+            query, matches = self.run_query, None
+            if query.needs_config:
+                matches = (query, {r.id for r in filter_runs(runs, query)})
+            self.app.call_from_thread(self._loaded, runs, entries, matches)
         except RuntimeError:  # the app is closing
             pass
         finally:
             self._loading = False
 
-    def _loaded(self, runs: list[RunSummary], entries: list) -> None:
+    def _loaded(self, runs: list[RunSummary], entries: list, matches: tuple | None = None) -> None:
         if not self.is_attached:
             return
         self.runs, self.entries = runs, entries
+        if matches is not None:
+            self._cfg_matches = matches
         self._fill()
         self._show_queue()
 
     # -- data -----------------------------------------------------------------------------------------
     def reload(self) -> None:
+        """The same as a background reload, at once on the UI thread (after a change made here)."""
         from cifartui.queue import list_entries
 
-        self.runs = self._list_runs()
-        self.entries = list_entries(self.cifar.root)
-        self._fill()
-        self._show_queue()
+        self._cfg_matches = None  # a cfg filter is worked out again for this listing
+        self._loaded(self.cifar.list_runs(), list_entries(self.cifar.root))
 
     def _show_queue(self) -> None:
         """Pending and running queue entries under the table (runs not started yet have no row there)."""
@@ -170,7 +169,7 @@ class RunsScreen(RunMetaActions, Screen):
         table = self.query_one(DataTable)
         keep = self._highlighted_id()
         visible = self.runs if self.show_archived else [r for r in self.runs if not r.archived]
-        shown = filter_runs(visible, self.run_query)
+        shown = self._filtered(visible)
         matched = len(shown)
         if self.sort == "date":
             shown.sort(key=lambda r: r.id, reverse=self.descending)
@@ -205,6 +204,12 @@ class RunsScreen(RunMetaActions, Screen):
             empty.update(f"No runs under {self.cifar.root} yet: press e for the Config screen, then s to train.")
         elif not shown:
             empty.update("No run matches the filter (escape clears it).")
+
+    def _filtered(self, runs: list[RunSummary]) -> list[RunSummary]:
+        query, matches = self.run_query, self._cfg_matches
+        if query.needs_config and matches is not None and matches[0] is query:
+            return [r for r in runs if r.id in matches[1]]
+        return filter_runs(runs, query)
 
     def _row(self, r: RunSummary) -> tuple:
         mark = Text("✓", style="bold #e8c547") if r.id in self.marked else ""

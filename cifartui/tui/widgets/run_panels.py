@@ -8,6 +8,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widgets import RichLog, Static
 
+from cifartui.record.events import SUCCESS_STATUSES
 from cifartui.tui.formatting import STATUS_STYLE, duration, num, pct
 from cifartui.tui.rundata import RunData
 
@@ -92,7 +93,7 @@ class TrainProgress(Static):
         right.append(f"{p.images_per_second:,.0f} img/s" if p.images_per_second else "- img/s", style="bold")
         if d.last_step is not None and d.running:
             right.append(f"  loss {d.last_step.loss:.4f} acc {pct(d.last_step.acc, 1)}", style="dim")
-        style = "green" if d.status in ("completed", "early_stopped") else ("red" if d.status in ("failed", "crashed") else "yellow")
+        style = "green" if d.status in SUCCESS_STATUSES else ("red" if d.status in ("failed", "crashed") else "yellow")
         grid.add_row(left, ProgressBar(total=1.0, completed=p.fraction, complete_style=style, finished_style=style), right)
         self.update(grid, layout=False)
 
