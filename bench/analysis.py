@@ -62,6 +62,8 @@ def run_cam_224(quick: bool) -> Result:
 def run_probs_size(quick: bool) -> Result:
     import numpy as np
 
+    from cifartui.diff import confusion_of
+
     n, c = (5_000 if quick else 50_000), 100
     rng = np.random.default_rng(0)
     targets = rng.integers(0, c, n)
@@ -70,7 +72,7 @@ def run_probs_size(quick: bool) -> Result:
     probs = np.exp(logits - logits.max(1, keepdims=True))
     probs /= probs.sum(1, keepdims=True)
     preds = probs.argmax(1)
-    conf = np.bincount(targets * c + preds, minlength=c * c).reshape(c, c).astype(np.int32)
+    conf = confusion_of(targets, preds, c).astype(np.int32)
     arrays = {"confusion": conf, "targets": targets.astype(np.int32), "preds": preds.astype(np.int32),
               "pred_prob": probs.max(1).astype(np.float16), "true_prob": probs[np.arange(n), targets].astype(np.float16)}
 
@@ -91,20 +93,12 @@ def run_findings(quick: bool) -> Result:
     import tempfile
     from pathlib import Path
 
-    import numpy as np
-
     from cifartui import analysis
-    from cifartui.classes import CIFAR100_SUPERCLASSES
-    from testkit.runs import write_known_run
+    from testkit.runs import write_cifar100_run
 
-    names = [n for fines in CIFAR100_SUPERCLASSES.values() for n in fines]
-    rng = np.random.default_rng(0)
-    conf = rng.integers(0, 3, (100, 100)).astype(np.int32) + np.diag(rng.integers(50, 100, 100)).astype(np.int32)
-    epochs = [(e, min(0.99, 0.3 + 0.04 * e), 0.3 + 0.025 * e, 2.0 / e, 2.0 / e + 0.1) for e in range(1, 21)]
     tmp = Path(tempfile.mkdtemp(prefix="bench-findings-"))
     try:
-        run = write_known_run(tmp, classes=names, epochs=epochs, confusion=conf, status="completed", planned=20,
-                              steps=78)
+        run = write_cifar100_run(tmp)
         analysis.findings(run)  # first call: imports, page cache
 
         def timed(fn):

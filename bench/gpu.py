@@ -37,6 +37,7 @@ class Busy:
 
         self.interval, self.nvml, self.indices = interval, Nvml.open(), []
         self._stop, self._thread, self._samples = threading.Event(), None, []
+        self.last: float | None = None  # the mean of the last start()..stop()
         if self.nvml is not None:
             import torch
 
@@ -58,8 +59,6 @@ class Busy:
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             self._samples += [r.util for r in self.nvml.read_all(self.indices) if r.util is not None]
-
-    last: float | None = None  # the mean of the last start()..stop()
 
     def stop(self) -> None:
         if self._thread is None:

@@ -34,7 +34,6 @@ def _write_template_runs(root: Path, n: int) -> list[Path]:
     from testkit.runs import RunWriter
 
     rnd = random.Random(0)
-    cfg_text = Config().to_yaml()
     names = [f"class_{i:02d}" for i in range(100)]
     paths = []
     # Generation only: skip the fsyncs a real run pays per epoch (the files are the same).
@@ -42,7 +41,7 @@ def _write_template_runs(root: Path, n: int) -> list[Path]:
             mock.patch("cifartui.record.atomic.fsync_dir"):
         for i in range(n):
             writer = RunWriter.new(root, f"template-{i:03d}",
-                                   cfg_text.replace("lr: 0.001", f"lr: {rnd.choice([0.001, 0.0003, 0.0001])}"))
+                                   Config().with_overrides(**{"train.lr": rnd.choice([0.001, 0.0003, 0.0001])}))
             epochs = rnd.randint(1, 20)
             running, old, failed = i % 20 == 7, i % 50 == 3, i % 33 == 5
             writer.start(names, name=f"bench{i % 7}", device="cuda:0", epochs=epochs, steps_per_epoch=100,

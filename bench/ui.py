@@ -267,12 +267,13 @@ def run_first_frame_bare(quick: bool) -> Result:
 def _confusion_run(root: Path, n: int = 100) -> str:
     import numpy as np
 
+    from cifartui.diff import confusion_of
     from testkit.runs import RunWriter
 
     rng = np.random.default_rng(0)
     targets = np.repeat(np.arange(n), 100).astype(np.int32)
     preds = np.where(rng.random(targets.size) < 0.7, targets, rng.integers(0, n, targets.size)).astype(np.int32)
-    conf = np.bincount(targets * n + preds, minlength=n * n).reshape(n, n).astype(np.int32)
+    conf = confusion_of(targets, preds, n).astype(np.int32)
     prob = rng.uniform(0.2, 1.0, targets.size).astype(np.float16)
     acc = float(np.trace(conf) / targets.size)
     with RunWriter.new(root, "20250101-000000-bench-confusion") as writer:

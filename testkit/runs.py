@@ -1,7 +1,8 @@
 """Run folders as training writes them (events.jsonl, eval/*.npz, samples_*.npz, config.yaml), written through the
 real RunStore without torch: ``RunWriter`` event by event, and on top of it whole runs: ``write_run`` (the app's
-fixture runs: thumbnails, forced confusions, checkpoints, any end status) and ``write_known_run`` (figures given
-by hand, for findings, reports and exports checked against them).
+fixture runs: thumbnails, forced confusions, checkpoints, any end status), ``write_known_run`` (figures given
+by hand, for findings, reports and exports checked against them) with its two uses ``write_reference_run`` (six
+classes, every figure known) and ``write_cifar100_run`` (the size of a real CIFAR-100 run).
 
 Times: every writing method takes ``at``, the time of its event. Fixture runs pass fixed times (from ``T0``) so
 snapshots and listings stay the same from one test session to the next; ``at=None`` stamps the time of writing,
@@ -17,7 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from cifartui.config import Config
+from cifartui.diff import confusion_of
 from cifartui.record.events import Checkpoint, EpochEnd, Event, Evaluation, Log, RunEnded, RunStarted, Samples, Step
+from cifartui.record.metrics import accuracy
 from cifartui.record.store import RunStore
 
 T0 = 1_750_000_000.0  # the fixed clock of the fixture runs (2025-06-15)
@@ -166,8 +169,7 @@ def predictions(num_classes: int, per_class: int, accuracy: float, seed: int, fo
 def evaluation_arrays(num_classes: int, per_class: int, accuracy: float, seed: int, forced: dict | None = None) -> dict:
     """An evaluation's arrays (confusion and per-sample figures) from :func:`predictions`."""
     targets, preds, pred_prob, true_prob = predictions(num_classes, per_class, accuracy, seed, forced)
-    confusion = np.bincount(targets * num_classes + preds, minlength=num_classes * num_classes)
-    return {"confusion": confusion.reshape(num_classes, num_classes).astype(np.int32), "targets": targets,
+    return {"confusion": confusion_of(targets, preds, num_classes).astype(np.int32), "targets": targets,
             "preds": preds, "pred_prob": pred_prob, "true_prob": true_prob}
 
 
@@ -183,10 +185,6 @@ def per_sample(confusion: np.ndarray) -> dict:
     return {"targets": np.array(targets, np.int32), "preds": np.array(preds, np.int32),
             "pred_prob": (0.5 + np.arange(n) / 1000).astype(np.float16),
             "true_prob": np.full(n, 0.5, np.float16)}
-
-
-def _accuracy(arrays: dict) -> float:
-    return float(np.trace(arrays["confusion"]) / len(arrays["targets"]))
 
 
 # -- whole runs --------------------------------------------------------------------------------------
@@ -223,7 +221,7 @@ def write_run(root: Path, run_id: str, *, names: list[str], epochs: int = 5, don
             writer.step(epoch, s, steps, loss=2.5 / (epoch + s / steps), acc=acc_train * (0.8 + 0.2 * s / steps),
                         lr=lr * (1 - (epoch - 1 + s / steps) / epochs), images_per_second=410.0 + epoch, at=t)
         arrays = evaluation_arrays(n, per_class_val, min(0.95, 0.25 + 0.12 * epoch), seed * 100 + epoch, forced)
-        val_acc = _accuracy(arrays)
+        val_acc = accuracy(arrays["confusion"])
         val_top5 = min(1.0, val_acc + 0.2)
         val = {"loss": 2.0 / epoch, "top1": val_acc, "top5": val_top5, "arrays": arrays,
                "fingerprint": f"fixture-val-{len(arrays['targets'])}" if fingerprints else None}
@@ -235,7 +233,7 @@ def write_run(root: Path, run_id: str, *, names: list[str], epochs: int = 5, don
     if status in ("completed", "early_stopped"):
         best_epoch = writer.best_epoch or 0
         arrays = evaluation_arrays(n, per_class_test, min(0.95, 0.25 + 0.12 * best_epoch), seed * 100 + 99, forced)
-        test_acc = _accuracy(arrays)
+        test_acc = accuracy(arrays["confusion"])
         writer.evaluation("test", best_epoch, loss=1.1, top1=test_acc, top5=min(1.0, test_acc + 0.2), arrays=arrays,
                           fingerprint=f"fixture-test-{len(arrays['targets'])}" if fingerprints else None, at=t + 1)
         writer.log(f"Test top-1 {test_acc:.4f} with the best weights (epoch {best_epoch})", at=t + 2)
@@ -284,3 +282,44 @@ def write_known_run(root: Path, name: str = "ref", *, classes: list[str], epochs
                    best_val_acc=writer.best_val_acc, best_epoch=writer.best_epoch)
     writer.close()
     return writer.path
+
+
+# -- the reference run: the findings, report, notify and export tests check their figures by hand against it --
+REFERENCE_CLASSES = ["boy", "girl", "maple_tree", "oak_tree", "orange", "motorcycle"]
+# rows = true class, 20 test images each; 98 of 120 right
+REFERENCE_CONFUSION = np.array([
+    [12, 6, 0, 0, 1, 1],    # boy: 6 taken for girl
+    [4, 15, 0, 0, 0, 1],    # girl
+    [0, 0, 14, 5, 1, 0],    # maple_tree: 5 taken for oak_tree
+    [0, 0, 2, 17, 0, 1],    # oak_tree
+    [0, 0, 0, 0, 20, 0],    # orange: perfect
+    [0, 0, 0, 0, 0, 20],    # motorcycle: perfect
+], dtype=np.int32)
+# epoch, train_acc, val_acc, train_loss, val_loss
+REFERENCE_EPOCHS = [(1, 0.50, 0.55, 1.6, 1.4), (2, 0.75, 0.72, 0.9, 1.0), (3, 0.90, 0.80, 0.4, 0.8),
+                    (4, 0.96, 0.79, 0.2, 0.85), (5, 0.99, 0.78, 0.1, 0.95)]
+
+
+def write_reference_run(root: Path, name: str = "ref", **options) -> Path:
+    """The reference run (REFERENCE_CLASSES, REFERENCE_CONFUSION, REFERENCE_EPOCHS; early-stopped after 5 of 10
+    epochs), or a variant of it: ``options`` are write_known_run's."""
+    return write_known_run(root, name, **{"classes": REFERENCE_CLASSES, "epochs": REFERENCE_EPOCHS,
+                                          "confusion": REFERENCE_CONFUSION, **options})
+
+
+# -- a run the size of a real CIFAR-100 one: what the findings cost (bench `findings`) and count -------------
+def cifar100_confusion() -> np.ndarray:
+    """A seeded 100-class test confusion matrix: 50 to 99 right of each class, 0 to 2 taken for each other."""
+    rng = np.random.default_rng(0)
+    return rng.integers(0, 3, (100, 100)).astype(np.int32) + np.diag(rng.integers(50, 100, 100)).astype(np.int32)
+
+
+def write_cifar100_run(root: Path) -> Path:
+    """CIFAR-100's classes (in superclass order), 20 epochs of 78 steps each with train accuracy pulling away
+    from validation, then :func:`cifar100_confusion` as the test evaluation."""
+    from cifartui.classes import CIFAR100_SUPERCLASSES
+
+    names = [n for fines in CIFAR100_SUPERCLASSES.values() for n in fines]
+    epochs = [(e, min(0.99, 0.3 + 0.04 * e), 0.3 + 0.025 * e, 2.0 / e, 2.0 / e + 0.1) for e in range(1, 21)]
+    return write_known_run(root, "cifar100", classes=names, epochs=epochs, confusion=cifar100_confusion(),
+                           status="completed", planned=20, steps=78)

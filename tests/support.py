@@ -1,7 +1,9 @@
 """Helpers shared by the tests. A module of its own (not conftest) because two conftest.py files exist and
 ``from conftest import ...`` would get whichever pytest imported last."""
 
+import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -71,9 +73,56 @@ async def pilot_wait_until(pilot, predicate, timeout: float = 60.0, what: str = 
     return value
 
 
+def wait_for_events(root, predicate, proc, what: str, timeout: float = 120, log: Path | None = None) -> Path:
+    """The run folder under ``root`` once ``predicate(its events)`` holds; fails at once if ``proc`` (the
+    process writing the run) exits first, showing ``log`` (the file it writes to), else its stderr pipe.
+    Polled often: the tests signal or kill the trainer at a chosen step."""
+    from cifartui.record.store import list_runs, read_events
+
+    def reached():
+        runs = list_runs(root)
+        if runs and predicate(read_events(Path(runs[0].path) / "events.jsonl")[0]):
+            return Path(runs[0].path)
+        if proc.poll() is not None:
+            output = log.read_text() if log is not None else proc.stderr.read()
+            raise AssertionError(f"exited early: {proc.returncode}\n{output}")
+        return None
+
+    return wait_until(reached, timeout, what=what, every=0.02)
+
+
 def _timed_out(timeout: float, what: str, detail) -> AssertionError:
     message = f"timed out after {timeout:g}s waiting for {what}"
     return AssertionError(message if detail is None else f"{message}: {detail()}")
+
+
+# -- other processes a test needs alive: a run's writer, as the runs commands and the app see one ------------
+@contextmanager
+def live_pid():
+    """The pid of a sleeping process on this host, alive until the block ends (then killed and waited for):
+    the pid of a run's writer that still lives."""
+    sleeper = subprocess.Popen([PYTHON, "-c", "import time; time.sleep(60)"])
+    try:
+        yield sleeper.pid
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+
+
+@contextmanager
+def hold_writer_lock(path):
+    """Another process holding the writer lock of the run folder ``path`` (yielded, once it holds it) until the
+    block ends; then it is killed and waited for, and the kernel drops the lock with it."""
+    holder = subprocess.Popen([PYTHON, "-c", "import time; from cifartui.record.control import WriterLock\n"
+                               f"WriterLock.acquire({str(path)!r}); print('held', flush=True); time.sleep(60)"],
+                              cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held", f"the lock holder took no lock (exit code {holder.poll()})"
+        yield holder
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
 
 
 # -- a real run with wrong labels (issue 13: suspects, cam, data.exclude; trained once per session) ---------

@@ -1,4 +1,5 @@
-"""Findings on fixture runs whose figures are known by hand (testkit.runs.write_known_run, no training)."""
+"""Findings on fixture runs whose figures are known by hand (testkit.runs.write_reference_run and
+write_cifar100_run, no training)."""
 
 import math
 import os
@@ -8,32 +9,13 @@ import pytest
 
 from cifartui import analysis
 from cifartui.record import metrics
-from testkit.runs import RunWriter, write_known_run
-
-CLASSES = ["boy", "girl", "maple_tree", "oak_tree", "orange", "motorcycle"]
-# rows = true class, 20 test images each; 98 of 120 right
-CONFUSION = np.array([
-    [12, 6, 0, 0, 1, 1],    # boy: 6 taken for girl
-    [4, 15, 0, 0, 0, 1],    # girl
-    [0, 0, 14, 5, 1, 0],    # maple_tree: 5 taken for oak_tree
-    [0, 0, 2, 17, 0, 1],    # oak_tree
-    [0, 0, 0, 0, 20, 0],    # orange: perfect
-    [0, 0, 0, 0, 0, 20],    # motorcycle: perfect
-], dtype=np.int32)
-# epoch, train_acc, val_acc, train_loss, val_loss
-EPOCHS = [(1, 0.50, 0.55, 1.6, 1.4), (2, 0.75, 0.72, 0.9, 1.0), (3, 0.90, 0.80, 0.4, 0.8),
-          (4, 0.96, 0.79, 0.2, 0.85), (5, 0.99, 0.78, 0.1, 0.95)]
-
-
-def write_run(root, name="ref", **options):
-    """The reference run (CLASSES, CONFUSION, EPOCHS; early-stopped after 5 of 10 epochs), or a variant of it:
-    ``options`` are write_known_run's."""
-    return write_known_run(root, name, **{"classes": CLASSES, "epochs": EPOCHS, "confusion": CONFUSION, **options})
+from testkit.runs import (REFERENCE_CONFUSION, RunWriter, cifar100_confusion, write_cifar100_run,
+                          write_reference_run)
 
 
 @pytest.fixture
 def ref_run(tmp_path):
-    return write_run(tmp_path / "runs")
+    return write_reference_run(tmp_path / "runs")
 
 
 def by_kind(found):
@@ -43,14 +25,14 @@ def by_kind(found):
 # -- metrics additions --------------------------------------------------------------------------------
 def test_group_figures_by_hand():
     groups = np.array([0, 0, 1, 1, 2, 3])  # people, people, trees, trees, fruit, vehicles
-    g = {s.group: s for s in metrics.grouped(CONFUSION, groups)}
+    g = {s.group: s for s in metrics.grouped(REFERENCE_CONFUSION, groups)}
     assert g[0].support == 40 and g[0].accuracy == pytest.approx(27 / 40) and g[0].group_accuracy == pytest.approx(37 / 40)
     assert g[1].accuracy == pytest.approx(31 / 40) and g[1].group_accuracy == pytest.approx(38 / 40)
     assert g[2].accuracy == 1.0 and g[3].classes == [5]
     # errors: 22; within people 6 + 4, within trees 5 + 2
-    assert metrics.errors_within_groups(CONFUSION, groups) == (17, 5)
+    assert metrics.errors_within_groups(REFERENCE_CONFUSION, groups) == (17, 5)
     # classes in no group count as their own group: nothing is "within" then
-    assert metrics.errors_within_groups(CONFUSION, np.full(6, -1)) == (0, 22)
+    assert metrics.errors_within_groups(REFERENCE_CONFUSION, np.full(6, -1)) == (0, 22)
 
 
 # -- findings -----------------------------------------------------------------------------------------
@@ -96,7 +78,7 @@ def test_findings_of_the_reference_run_equal_hand_figures(ref_run):
 
 
 def test_most_confused_pairs_of_the_fixture():
-    pairs = metrics.most_confused(CONFUSION, 15)
+    pairs = metrics.most_confused(REFERENCE_CONFUSION, 15)
     assert [(p.true, p.pred, p.count, p.reverse) for p in pairs] == [
         (0, 1, 6, 4), (2, 3, 5, 2), (1, 0, 4, 6), (3, 2, 2, 5),
         (0, 4, 1, 0), (0, 5, 1, 0), (1, 5, 1, 0), (2, 4, 1, 0), (3, 5, 1, 0)]
@@ -111,8 +93,8 @@ def test_split_can_be_chosen(ref_run):
 
 
 def test_no_overfitting_below_the_threshold_and_still_improving(tmp_path):
-    run = write_run(tmp_path, epochs=[(1, 0.50, 0.48, 1.5, 1.5), (2, 0.60, 0.55, 1.2, 1.3), (3, 0.68, 0.60, 1.0, 1.1)],
-                    status="completed", planned=3)
+    epochs = [(1, 0.50, 0.48, 1.5, 1.5), (2, 0.60, 0.55, 1.2, 1.3), (3, 0.68, 0.60, 1.0, 1.1)]
+    run = write_reference_run(tmp_path, epochs=epochs, status="completed", planned=3)
     f = by_kind(analysis.findings(run))
     assert "overfitting" not in f  # gap 8 points < 10
     assert f["generalisation_gap"].figures["train_val_gap"] == pytest.approx(0.08)
@@ -122,12 +104,12 @@ def test_no_overfitting_below_the_threshold_and_still_improving(tmp_path):
 
 def test_fine_tuning_lr_against_the_checkpoint_runs_accuracy(tmp_path):
     root = tmp_path / "runs"
-    src = write_run(root, "src")  # best val 80.0%
+    src = write_reference_run(root, "src")  # best val 80.0%
     ck = {"model.checkpoint": str(src / "best.pt"), "train.lr": 1e-4}
     # val set of 120: tolerance = 2 * sqrt(0.8 * 0.2 / 120) = 7.30 points
     tol = 2 * math.sqrt(0.8 * 0.2 / 120)
-    hurt = write_run(root, "ft", epochs=[(1, 0.9, 0.70, 0.3, 0.9), (2, 0.95, 0.74, 0.2, 0.85)], extra_cfg=ck,
-                     status="completed", planned=2)
+    hurt = write_reference_run(root, "ft", epochs=[(1, 0.9, 0.70, 0.3, 0.9), (2, 0.95, 0.74, 0.2, 0.85)],
+                               extra_cfg=ck, status="completed", planned=2)
     f = by_kind(analysis.findings(hurt))["lr_too_high_for_fine_tuning"]
     assert f.severity == "warning"
     assert f.figures["reference"] == "checkpoint_run" and f.figures["reference_run"] == src.name
@@ -136,11 +118,12 @@ def test_fine_tuning_lr_against_the_checkpoint_runs_accuracy(tmp_path):
     assert f.figures["lr"] == 1e-4
     assert "0.0001" in f.text and "1e-05 to 1e-06" in f.text and "10.0 points" in f.text
     # a 5-point dip on 120 images is noise
-    noise = write_run(root, "ft2", epochs=[(1, 0.9, 0.75, 0.3, 0.9)], extra_cfg=ck, status="completed", planned=1)
+    noise = write_reference_run(root, "ft2", epochs=[(1, 0.9, 0.75, 0.3, 0.9)], extra_cfg=ck, status="completed",
+                                planned=1)
     assert "lr_too_high_for_fine_tuning" not in by_kind(analysis.findings(noise))
     # ... but not on 5000: tolerance max(1 point, 2 * sqrt(.16 / 5000) = 1.13 points)
-    big = write_run(root, "ft3", epochs=[(1, 0.9, 0.78, 0.3, 0.9)], extra_cfg=ck, status="completed", planned=1,
-                    val_size=5000)
+    big = write_reference_run(root, "ft3", epochs=[(1, 0.9, 0.78, 0.3, 0.9)], extra_cfg=ck, status="completed",
+                              planned=1, val_size=5000)
     f = by_kind(analysis.findings(big))["lr_too_high_for_fine_tuning"]
     assert f.figures["tolerance"] == pytest.approx(2 * math.sqrt(0.16 / 5000)) and f.figures["drop"] == pytest.approx(0.02)
 
@@ -148,17 +131,17 @@ def test_fine_tuning_lr_against_the_checkpoint_runs_accuracy(tmp_path):
 def test_fine_tuning_lr_without_a_reference_uses_epoch_one(tmp_path):
     pre = {"model.pretrained": True, "train.lr": 1e-3}
     # no accuracy before training: epoch 1 is the reference; 1000 val images -> tolerance 2 * sqrt(.24 / 1000)
-    run = write_run(tmp_path, epochs=[(1, 0.5, 0.60, 1.0, 1.0), (2, 0.6, 0.50, 0.9, 1.2)], extra_cfg=pre,
-                    status="completed", planned=2, val_size=1000)
+    run = write_reference_run(tmp_path, epochs=[(1, 0.5, 0.60, 1.0, 1.0), (2, 0.6, 0.50, 0.9, 1.2)],
+                              extra_cfg=pre, status="completed", planned=2, val_size=1000)
     f = by_kind(analysis.findings(run))["lr_too_high_for_fine_tuning"]
     assert f.figures["reference"] == "epoch_1" and f.figures["drop"] == pytest.approx(0.10)
     assert f.figures["tolerance"] == pytest.approx(2 * math.sqrt(0.24 / 1000))
-    steady = write_run(tmp_path, "b", epochs=[(1, 0.5, 0.60, 1.0, 1.0), (2, 0.6, 0.59, 0.9, 1.2)], extra_cfg=pre,
-                       status="completed", planned=2, val_size=1000)
+    steady = write_reference_run(tmp_path, "b", epochs=[(1, 0.5, 0.60, 1.0, 1.0), (2, 0.6, 0.59, 0.9, 1.2)],
+                                 extra_cfg=pre, status="completed", planned=2, val_size=1000)
     assert "lr_too_high_for_fine_tuning" not in by_kind(analysis.findings(steady))
     # from scratch, the same dip says nothing about fine-tuning
-    scratch = write_run(tmp_path, "c", epochs=[(1, 0.5, 0.60, 1.0, 1.0), (2, 0.6, 0.50, 0.9, 1.2)],
-                        status="completed", planned=2, val_size=1000)
+    scratch = write_reference_run(tmp_path, "c", epochs=[(1, 0.5, 0.60, 1.0, 1.0), (2, 0.6, 0.50, 0.9, 1.2)],
+                                  status="completed", planned=2, val_size=1000)
     assert "lr_too_high_for_fine_tuning" not in by_kind(analysis.findings(scratch))
 
 
@@ -171,7 +154,7 @@ def test_partial_runs_never_raise(tmp_path):
     with open(writer.path / "events.jsonl", "a") as fh:
         fh.write('{"type":"epoch","epo')  # a writer mid-line
     assert [f.kind for f in analysis.findings(writer.path)] == ["status"]
-    failed = write_run(tmp_path, "bad", status="failed", test=False)
+    failed = write_reference_run(tmp_path, "bad", status="failed", test=False)
     f = by_kind(analysis.findings(failed))
     assert f["status"].severity == "warning" and "failed after 5 epoch(s)" in f["status"].text
     assert "confused_pairs" in f  # from the last val evaluation
@@ -182,11 +165,9 @@ def test_findings_of_a_100_class_run_count_every_error(tmp_path):
     every error of the test confusion matrix."""
     from cifartui.classes import CIFAR100_SUPERCLASSES, SUPERCLASS_OF
 
+    run = write_cifar100_run(tmp_path)
     names = [n for fines in CIFAR100_SUPERCLASSES.values() for n in fines]
-    rng = np.random.default_rng(0)
-    conf = rng.integers(0, 3, (100, 100)).astype(np.int32) + np.diag(rng.integers(50, 100, 100)).astype(np.int32)
-    epochs = [(e, min(0.99, 0.3 + 0.04 * e), 0.3 + 0.025 * e, 2.0 / e, 2.0 / e + 0.1) for e in range(1, 21)]
-    run = write_run(tmp_path, classes=names, epochs=epochs, confusion=conf, status="completed", planned=20, steps=78)
+    conf = cifar100_confusion()
     f = by_kind(analysis.findings(run))
     errors = int(conf.sum() - np.trace(conf))
     same = np.array([[SUPERCLASS_OF[a] == SUPERCLASS_OF[b] for b in names] for a in names]) & ~np.eye(100, dtype=bool)

@@ -10,6 +10,7 @@ import pytest
 
 from cifartui.cli import main
 from cifartui.record.read_model import RunRecord
+from cifartui.record.store import load_evaluation
 from support import REPO, tiny_overrides
 
 pytestmark = pytest.mark.slow  # trains two runs for real (about 10 s on 2 CPU cores)
@@ -35,8 +36,8 @@ def diff_json(capsys, *args) -> dict:
 
 def npz(run, split):
     ev = RunRecord.read(run).evaluation(split)
-    with np.load(run / ev.file) as z:
-        return z["targets"].astype(np.int64), z["preds"].astype(np.int64)
+    z = load_evaluation(run, ev.file, required=("targets", "preds"), keys=("targets", "preds"))
+    return z["targets"].astype(np.int64), z["preds"].astype(np.int64)
 
 
 def test_diff_json_equals_figures_recomputed_from_the_two_npz_files(two_runs, capsys):

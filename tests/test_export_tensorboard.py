@@ -13,14 +13,14 @@ from cifartui.record import metrics
 from cifartui.record.read_model import RunRecord
 from cifartui.record.store import load_evaluation
 
-from test_analysis import CLASSES, write_run
+from testkit.runs import REFERENCE_CLASSES, REFERENCE_EPOCHS, write_reference_run
 
 STEPS = 4
 
 
 @pytest.fixture
 def run(tmp_path):
-    return write_run(tmp_path / "runs", steps=STEPS)
+    return write_reference_run(tmp_path / "runs", steps=STEPS)
 
 
 def read_back(folder) -> EventAccumulator:
@@ -43,7 +43,7 @@ def test_one_scalar_per_epoch_and_step_with_per_class_and_hparams(run, tmp_path,
     test = record.test
     assert [e.value for e in acc.Scalars("test/acc")] == pytest.approx([test.top1])
     per_class = metrics.per_class_accuracy(load_evaluation(run, test.file)["confusion"])
-    for name, expected in zip(CLASSES, per_class):
+    for name, expected in zip(REFERENCE_CLASSES, per_class):
         (event,) = acc.Scalars(f"per_class_acc/test/{name}")
         assert event.value == pytest.approx(expected)
     assert {"_hparams_/experiment", "_hparams_/session_start_info"} <= set(acc.PluginTagToContent("hparams"))
@@ -68,12 +68,11 @@ def test_missing_tensorboard_says_how_to_install_it(run, tmp_path, monkeypatch, 
 
 def test_a_mixup_run_exports_without_train_accuracy(tmp_path):
     # Mixup/CutMix record no train accuracy (train_acc and step acc None): those tags are left out, the rest go in
-    from test_analysis import EPOCHS
-
-    run = write_run(tmp_path / "runs", epochs=[(e, None, va, tl, vl) for e, _tr, va, tl, vl in EPOCHS], steps=2)
+    epochs = [(e, None, va, tl, vl) for e, _tr, va, tl, vl in REFERENCE_EPOCHS]
+    run = write_reference_run(tmp_path / "runs", epochs=epochs, steps=2)
     assert main(["export", str(run), "--tensorboard", str(tmp_path / "tb")]) == 0
     acc = read_back(tmp_path / "tb" / run.name)
     tags = set(acc.Tags()["scalars"])
     assert "train/acc" not in tags and "step/acc" not in tags
-    assert len(acc.Scalars("train/loss")) == len(acc.Scalars("val/acc")) == len(EPOCHS)
-    assert len(acc.Scalars("step/loss")) == 2 * len(EPOCHS)
+    assert len(acc.Scalars("train/loss")) == len(acc.Scalars("val/acc")) == len(REFERENCE_EPOCHS)
+    assert len(acc.Scalars("step/loss")) == 2 * len(REFERENCE_EPOCHS)

@@ -79,7 +79,9 @@ def test_a_cpu_run_never_opens_nvml(monkeypatch):
 
 
 def test_the_peaks_reach_events_jsonl_when_the_recorder_is_the_first_sink(monkeypatch, tmp_path):
-    """session.train puts the recorder before the store: the run_ended line on disk carries the peaks."""
+    """The recorder completes run_ended in place (its gpu_peak) before a later sink, here the store, writes it:
+    the run_ended line on disk carries the peaks. This is why session.train puts the recorder before the store;
+    that order itself is not checked here."""
     from cifartui.record.read_model import RunRecord
     from cifartui.record.store import RunStore
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 from cifartui.notify import run_environment, run_notify
 from cifartui.record.read_model import RunRecord
 
-from test_analysis import write_run
+from testkit.runs import write_reference_run
 
 
 def test_failing_notify_is_logged_in_train_log_and_returned(tmp_path):
-    run = write_run(tmp_path / "runs")
+    run = write_reference_run(tmp_path / "runs")
     failure = run_notify('echo "no route to ntfy.sh" >&2; exit 3', run, timeout=30)
     assert failure == "notify: exited with code 3"
     log = (run / "train.log").read_text()
@@ -20,7 +20,7 @@ def test_failing_notify_is_logged_in_train_log_and_returned(tmp_path):
 
 
 def test_a_working_notify_gets_the_run_environment(tmp_path):
-    run = write_run(tmp_path / "runs")
+    run = write_reference_run(tmp_path / "runs")
     out = tmp_path / "seen.txt"
     assert run_notify(f'printf "%s|%s|%s|%s" "$CIFARTUI_RUN" "$CIFARTUI_STATUS" "$CIFARTUI_TEST_ACC" '
                       f'"$CIFARTUI_BEST_VAL" > {out}', run, timeout=30) is None
@@ -32,14 +32,14 @@ def test_a_working_notify_gets_the_run_environment(tmp_path):
 
 
 def test_a_failed_run_without_test_score_has_empty_figures(tmp_path):
-    run = write_run(tmp_path / "runs", status="failed", test=False)
+    run = write_reference_run(tmp_path / "runs", status="failed", test=False)
     env = run_environment(run)
     assert env["CIFARTUI_STATUS"] == "failed" and env["CIFARTUI_TEST_ACC"] == ""
     assert float(env["CIFARTUI_BEST_VAL"]) == RunRecord.read(run).best.val_acc  # it had epochs
 
 
 def test_no_command_runs_nothing(tmp_path):
-    run = write_run(tmp_path / "runs")
+    run = write_reference_run(tmp_path / "runs")
     assert run_notify(None, run) is None and run_notify("   ", run) is None
     assert not (run / "train.log").exists()
 
@@ -52,7 +52,7 @@ def test_notify_runs_however_the_run_ended_but_not_after_a_refused_resume(tmp_pa
     from cifartui.notify import notify_ended
     from cifartui.record.store import RunStore, StorageError
 
-    run = write_run(tmp_path / "runs", status=None)  # no run_ended in its events
+    run = write_reference_run(tmp_path / "runs", status=None)  # no run_ended in its events
     store = RunStore.open(run)
     mark = tmp_path / "notified"
     cfg = Config().with_overrides(**{"output.notify": f"echo $CIFARTUI_STATUS >> {mark}"})

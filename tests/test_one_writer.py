@@ -15,7 +15,7 @@ from PIL import Image
 
 from cifartui.record.control import RunBusy, WriterLock, request_stop
 
-from support import REPO, tiny_overrides, wait_until
+from support import REPO, hold_writer_lock, tiny_overrides, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -54,15 +54,12 @@ def test_the_lock_names_its_holder_and_dies_with_it(tmp_path):
     again = WriterLock.acquire(tmp_path)  # released: free again
     again.release()
     # a holder killed with SIGKILL leaves no stale lock: the kernel drops it with the process
-    child = subprocess.Popen([sys.executable, "-c", "import sys, time; from cifartui.record.control import WriterLock\n"
-                              f"WriterLock.acquire({str(tmp_path)!r}); print('held', flush=True); time.sleep(60)"],
-                             stdout=subprocess.PIPE, text=True, cwd=REPO)
-    assert child.stdout.readline().strip() == "held"
-    with pytest.raises(RunBusy):
-        WriterLock.acquire(tmp_path)
-    child.send_signal(signal.SIGKILL)
-    child.wait()
-    WriterLock.acquire(tmp_path).release()
+    with hold_writer_lock(tmp_path) as child:
+        with pytest.raises(RunBusy):
+            WriterLock.acquire(tmp_path)
+        child.send_signal(signal.SIGKILL)
+        child.wait()
+        WriterLock.acquire(tmp_path).release()
 
 
 def test_resuming_a_live_run_is_refused_and_changes_nothing(tmp_path):

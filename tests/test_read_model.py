@@ -23,9 +23,9 @@ import pytest
 from cifartui.analysis import pct
 from cifartui.record.events import Checkpoint, EpochEnd, Evaluation, Log, RunEnded, RunStarted, Step
 from cifartui.record.read_model import RunRecord
-from cifartui.record.store import RunStore, list_runs, read_events, read_run
+from cifartui.record.store import RunStore, read_events, read_run
 
-from support import PYTHON, REPO, tiny_overrides, wait_until
+from support import PYTHON, REPO, tiny_overrides, wait_for_events
 
 CLASSES = ["cat", "dog", "ship", "frog"]
 
@@ -224,17 +224,12 @@ def test_killed_and_resumed_run_tells_one_story(tmp_path):
     with open(tmp_path / "first.log", "w") as log:
         proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
 
-        def in_first_half_of_epoch_2():  # kill there: last.pt holds the end of epoch 1
-            runs = list_runs(root)
-            if runs:
-                events, _ = read_events(Path(runs[0].path) / "events.jsonl")
-                if any(e["type"] == "step" and e["epoch"] == 2 and e["step"] <= e["steps"] // 2 for e in events):
-                    return Path(runs[0].path)
-            assert proc.poll() is None, f"exited early: {proc.returncode}\n{(tmp_path / 'first.log').read_text()}"
-            return None
+        def in_first_half_of_epoch_2(events):  # kill there: last.pt holds the end of epoch 1
+            return any(e["type"] == "step" and e["epoch"] == 2 and e["step"] <= e["steps"] // 2 for e in events)
 
         try:  # polled often: epoch 2 has only a few steps
-            run = wait_until(in_first_half_of_epoch_2, 240, what="a step in the first half of epoch 2", every=0.02)
+            run = wait_for_events(root, in_first_half_of_epoch_2, proc, "a step in the first half of epoch 2", 240,
+                                  log=tmp_path / "first.log")
             os.kill(proc.pid, signal.SIGKILL)
         finally:
             if proc.poll() is None:

@@ -13,13 +13,12 @@ from cifartui.cli import main
 from cifartui.commands.export import COLUMNS, export_csv
 from cifartui.record.events import EpochEnd
 from cifartui.report import build_report, curves_svg
-from test_analysis import CONFUSION, write_run
-from testkit.runs import RunWriter, per_sample
+from testkit.runs import REFERENCE_CONFUSION, RunWriter, per_sample, write_reference_run
 
 
 @pytest.fixture
 def ref_run(tmp_path):
-    return write_run(tmp_path / "runs")
+    return write_reference_run(tmp_path / "runs")
 
 
 def section(md: str, title: str) -> str:
@@ -85,7 +84,7 @@ def test_image_strip_shows_the_most_confused_pair(ref_run, tmp_path):
     arr = np.asarray(strip)
     # thumbnails are filled with their sample index as grey level: boy->girl are samples 12..17 (6),
     # girl->boy samples 20..23 (4); most confident (highest index) first
-    s = per_sample(CONFUSION)
+    s = per_sample(REFERENCE_CONFUSION)
     boy_girl = np.flatnonzero((s["targets"] == 0) & (s["preds"] == 1))[::-1]
     girl_boy = np.flatnonzero((s["targets"] == 1) & (s["preds"] == 0))[::-1]
     assert list(boy_girl) == [17, 16, 15, 14, 13, 12] and list(girl_boy) == [23, 22, 21, 20]

@@ -10,7 +10,7 @@ import torch
 
 from cifartui.record.store import list_runs, read_events, read_run
 
-from support import tiny_overrides, wait_until
+from support import tiny_overrides, wait_for_events
 
 pytestmark = pytest.mark.slow
 
@@ -27,20 +27,6 @@ def start(root, *extra, resume=None):
         for item in tiny_overrides(root) + SETS + list(extra):
             args += ["--set", item]
     return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def wait_for_events(root, predicate, proc, what: str, timeout=120):
-    """The run folder under ``root`` once ``predicate(its events)`` holds; fails at once if ``proc`` exits first.
-    Polled often: the tests signal the trainer at a chosen step."""
-    def reached():
-        runs = list_runs(root)
-        if runs and predicate(read_events(Path(runs[0].path) / "events.jsonl")[0]):
-            return Path(runs[0].path)
-        if proc.poll() is not None:
-            raise AssertionError(f"exited early: {proc.returncode}\n{proc.stderr.read()}")
-        return None
-
-    return wait_until(reached, timeout, what=what, every=0.02)
 
 
 def final_state(run):

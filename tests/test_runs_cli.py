@@ -19,7 +19,7 @@ import yaml
 from cifartui.cli import main
 from cifartui.record.store import list_runs
 
-from support import REPO
+from support import REPO, hold_writer_lock, live_pid
 from testkit.runs import write_run
 
 NAMES = ["cat", "dog", "emu"]
@@ -188,28 +188,17 @@ def test_rm_without_yes_asks_on_a_terminal_and_refuses_without_one(root):
 
 
 def test_rm_refuses_a_live_run_and_moves_nothing(capsys, root):
-    holder = subprocess.Popen([sys.executable, "-c", "import time; from cifartui.record.control import WriterLock\n"
-                               f"WriterLock.acquire({str(root / C10)!r}); print('held', flush=True); time.sleep(60)"],
-                              cwd=REPO, stdout=subprocess.PIPE, text=True)
-    try:
-        assert holder.stdout.readline().strip() == "held"
+    with hold_writer_lock(root / C10) as holder:
         done = cli_process("runs", "--root", str(root), "rm", C100, C10, "--yes")
         assert done.returncode == 2, done.stderr
         assert f"{C10} is live" in done.stderr and f"pid {holder.pid}" in done.stderr and "stop.request" in done.stderr
         assert (root / C10).is_dir() and (root / C100).is_dir() and not (root / ".trash").exists()  # nothing moved
-    finally:
-        holder.kill()
-        holder.wait()
     # a run whose writer lives (its pid, this host) but holds no lock, as an older version wrote: refused too
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        live = write_run(root, "20250605-120000-live", names=NAMES, epochs=4, done=1, status="running", pid=sleeper.pid,
+    with live_pid() as pid:
+        live = write_run(root, "20250605-120000-live", names=NAMES, epochs=4, done=1, status="running", pid=pid,
                          samples=False)
         rc, _, err = run_cli(capsys, "runs", "--root", str(root), "rm", live.name, "--yes")
-        assert rc == 2 and "is live" in err and f"pid {sleeper.pid}" in err and live.is_dir()
-    finally:
-        sleeper.kill()
-        sleeper.wait()
+        assert rc == 2 and "is live" in err and f"pid {pid}" in err and live.is_dir()
     assert run_cli(capsys, "runs", "--root", str(root), "rm", live.name, "--yes")[0] == 0  # its writer is gone
 
 
@@ -281,12 +270,8 @@ def test_a_cached_listing_sees_every_change(root):
     assert now[C10].tags == ["baseline"] and now[C100].test_acc == 0.5
     assert now[BROKEN] is not first[BROKEN]  # its ctime changed: read again
     assert HALFWAY not in now and "20250606-090000-new" in now
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    try:
-        live = write_run(root, "20250607-090000-live", names=NAMES, epochs=4, done=1, status="running",
-                         pid=sleeper.pid, samples=False)
+    with live_pid() as pid:
+        live = write_run(root, "20250607-090000-live", names=NAMES, epochs=4, done=1, status="running", pid=pid,
+                         samples=False)
         assert {r.id: r for r in list_runs(root, cache)}[live.name].status == "running"
-    finally:
-        sleeper.kill()
-        sleeper.wait()
     assert {r.id: r for r in list_runs(root, cache)}[live.name].status == "crashed"  # no file changed: read anyway

@@ -11,8 +11,9 @@ import pytest
 from textual.widgets import DataTable, OptionList
 
 from cifartui.record.read_model import RunRecord
+from cifartui.record.store import load_evaluation
 from testkit.runs import write_run
-from tui_support import make_app
+from tui_support import make_app, settle
 
 NAMES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 A_ID, B_ID, OTHER_ID = "20250610-090000-base", "20250611-090000-stronger-aug", "20250612-090000-smaller-test"
@@ -33,15 +34,8 @@ def diff_root(tmp_path_factory) -> Path:
 def arrays(run: Path, split: str = "test", epoch: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     record = RunRecord.read(run)
     ev = record.evaluation(split) if epoch is None else next(e for e in record.evaluations if e.split == split and e.epoch == epoch)
-    with np.load(run / ev.file) as z:
-        return z["targets"].astype(np.int64), z["preds"].astype(np.int64)
-
-
-async def settle(pilot) -> None:
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
+    z = load_evaluation(run, ev.file, required=("targets", "preds"), keys=("targets", "preds"))
+    return z["targets"].astype(np.int64), z["preds"].astype(np.int64)
 
 
 async def mark_and_diff(pilot, *run_ids: str) -> None:

@@ -6,16 +6,14 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from textual.widgets import DataTable, Input, Static
 
-from support import pilot_wait_until
+from support import live_pid, pilot_wait_until
 from testkit.runs import write_run
-from tui_support import make_app
+from tui_support import make_app, text_of
 
 from cifartui.tui.screens.dialogs import ConfirmScreen, PromptScreen
 from cifartui.tui.screens.runs import RunsScreen
@@ -42,10 +40,6 @@ def meta(run: Path) -> dict:
     return json.loads((run / "meta.json").read_text())
 
 
-def _text(widget: Static) -> str:
-    return str(widget.render())
-
-
 async def _highlight(pilot, screen: RunsScreen, run_id: str) -> None:
     screen.query_one(DataTable).move_cursor(row=[r.id for r in screen.shown].index(run_id))
     await pilot.pause()
@@ -66,7 +60,7 @@ async def test_t_tags_n_notes_and_the_table_shows_them(root):
         await pilot.press("t")
         assert isinstance(app.screen, PromptScreen)
         await _type_into_prompt(pilot, "bad tag!")  # refused in the dialog, which stays open
-        assert isinstance(app.screen, PromptScreen) and "not a valid tag" in _text(app.screen.query_one("#prompt-error"))
+        assert isinstance(app.screen, PromptScreen) and "not a valid tag" in text_of(app.screen.query_one("#prompt-error"))
         await _type_into_prompt(pilot, "baseline lr-sweep")
         assert app.screen is screen
         assert meta(root / C10)["tags"] == ["baseline", "lr-sweep"]
@@ -75,7 +69,7 @@ async def test_t_tags_n_notes_and_the_table_shows_them(root):
         await pilot.press("n")
         await _type_into_prompt(pilot, "warmup helped")
         assert meta(root / C10)["note"] == "warmup helped"
-        detail = _text(screen.query_one("#runs-detail"))
+        detail = text_of(screen.query_one("#runs-detail"))
         assert "tags baseline, lr-sweep" in detail and "note warmup helped" in detail
         await pilot.press("t", "escape")  # escape changes nothing
         await pilot.pause()
@@ -88,7 +82,7 @@ async def test_a_archives_and_capital_a_shows_archived_runs(root):
         await pilot.press("a")
         await pilot.pause()
         assert BROKEN not in [r.id for r in screen.shown] and len(screen.shown) == 3
-        assert "1 archived hidden (A shows)" in _text(screen.query_one("#runs-title"))
+        assert "1 archived hidden (A shows)" in text_of(screen.query_one("#runs-title"))
         await pilot.press("A")
         assert BROKEN in [r.id for r in screen.shown]
         await _highlight(pilot, screen, BROKEN)
@@ -100,10 +94,9 @@ async def test_a_archives_and_capital_a_shows_archived_runs(root):
 
 
 async def test_delete_asks_then_moves_to_the_trash_and_refuses_a_live_run(root):
-    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
-    live = write_run(root, "20250605-120000-live", names=["a", "b"], epochs=4, done=1, status="running",
-                     pid=sleeper.pid, samples=False)
-    try:
+    with live_pid() as pid:
+        live = write_run(root, "20250605-120000-live", names=["a", "b"], epochs=4, done=1, status="running", pid=pid,
+                         samples=False)
         app = make_app(root)
         async with app.run_test(size=(160, 48)) as pilot:
             await pilot.pause()
@@ -129,9 +122,6 @@ async def test_delete_asks_then_moves_to_the_trash_and_refuses_a_live_run(root):
             await pilot.pause()
             assert app.screen is screen and live.is_dir()  # a live run: no dialog, a warning
             assert any("is running: stop it first" in str(n.message) for n in app._notifications)
-    finally:
-        sleeper.kill()
-        sleeper.wait()
 
 
 async def test_slash_takes_the_query_and_names_a_bad_term(root):
@@ -143,7 +133,7 @@ async def test_slash_takes_the_query_and_names_a_bad_term(root):
         field.value = "status:completed best_val>x"  # a bad term: said under the field, the last good filter stays
         await pilot.pause()
         note = screen.query_one("#runs-filter-note", Static)
-        assert note.display and "bad term 'best_val>x'" in _text(note)
+        assert note.display and "bad term 'best_val>x'" in text_of(note)
         assert {r.id for r in screen.shown} == {C10, C100}
         field.value = "status:completed best_val>0.9"
         await pilot.pause()
@@ -156,7 +146,7 @@ async def test_slash_takes_the_query_and_names_a_bad_term(root):
         await pilot.press("slash")
         field.value = "cfg.train.lr=0.002"  # reads every config: applied on enter, off the UI thread
         await pilot.pause()
-        assert len(screen.shown) == 4 and "enter applies" in _text(note)
+        assert len(screen.shown) == 4 and "enter applies" in text_of(note)
         await pilot.press("enter")
         await pilot_wait_until(pilot, lambda: [r.id for r in screen.shown] == [C10], 30,
                                what="the cfg filter to leave the one run with lr 0.002",

@@ -10,7 +10,7 @@ import pytest
 from textual.widgets import DataTable, Input, OptionList, Select
 
 from support import pilot_wait_until
-from tui_support import DATA, TINY, make_app
+from tui_support import DATA, TINY, make_app, text_of
 from tui_fixtures import BOY, BOY_AS_GIRL, CIFAR100_NAMES, GIRL, GIRL_AS_BOY
 
 from cifartui import config as config_mod
@@ -122,7 +122,7 @@ async def test_config_form_validates_inline_and_refuses_to_start(tmp_path):
         await pilot.pause()
         assert "train.lr" in form.errors and form.config is None
         err = form.query_one("#err-f-train--lr")
-        assert err.display and "greater than 0" in _text(err)
+        assert err.display and "greater than 0" in text_of(err)
         await pilot.press("escape", "s")
         await pilot.pause()
         assert isinstance(app.screen, ConfigScreen) and app.live is None
@@ -140,7 +140,7 @@ async def test_config_form_validates_inline_and_refuses_to_start(tmp_path):
         await pilot.pause()
         diff = {k: (a, b) for k, a, b in config_mod.diff(screen.base, form.config)}
         assert diff["train.lr"] == (0.002, 0.0005) and diff["train.optimizer"] == ("adamw", "sgd")
-        text = _text(screen.query_one("#cfg-diff"))
+        text = text_of(screen.query_one("#cfg-diff"))
         assert "train.lr" in text and "train.optimizer" in text
 
 
@@ -162,7 +162,7 @@ async def test_config_save_as_writes_a_new_yaml(tmp_path, monkeypatch):
         field.value = str(src)  # exists: refused, nothing overwritten
         await pilot.press("enter")
         await pilot.pause()
-        assert "exists" in _text(app.screen.query_one("#save-error"))
+        assert "exists" in text_of(app.screen.query_one("#save-error"))
         field.value = "configs/longer.yaml"
         await pilot.press("enter")
         await pilot.pause()
@@ -209,8 +209,8 @@ async def test_fine_tune_lr_warning_before_start(tmp_path, monkeypatch):
         form = app.screen.query_one(ConfigForm)
         form.query_one("#f-model--checkpoint", Input).value = str(ckpt)
         warning = app.screen.query_one("#cfg-warning")
-        await pilot_wait_until(pilot, lambda: "10-100x" in _text(warning), 10,
-                               what="the fine-tune warning under the form", detail=lambda: _text(warning))
+        await pilot_wait_until(pilot, lambda: "10-100x" in text_of(warning), 10,
+                               what="the fine-tune warning under the form", detail=lambda: text_of(warning))
         await pilot.press("escape", "s")
         await pilot_wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), 10, what="the lr question")
         assert not started
@@ -228,13 +228,13 @@ async def test_dashboard_shows_a_finished_run(fixture_root, monkeypatch):
     async with app.run_test(size=(160, 48)) as pilot:
         await pilot.pause()
         screen = app.screen
-        table_text = _text(screen.query_one(MetricsTable))
+        table_text = text_of(screen.query_one(MetricsTable))
         assert "★5" in table_text and "test (best weights, epoch 5)" in table_text
         charts = list(screen.query(Chart))
         assert [c.title for c in charts] == ["loss", "accuracy", "learning rate"]
         assert any(label == "val" and len(xs) == 5 for label, xs, _, _ in charts[0].series)
-        assert "100.0%" in _text(screen.query_one("#progress"))
-        await pilot_wait_until(pilot, lambda: "Overfitting" in _text(screen.query_one(FindingsPanel)), 10,
+        assert "100.0%" in text_of(screen.query_one("#progress"))
+        await pilot_wait_until(pilot, lambda: "Overfitting" in text_of(screen.query_one(FindingsPanel)), 10,
                                what="the findings panel to show the finding")
         await pilot.press("x")  # nothing trains here
         await pilot.pause()
@@ -341,11 +341,11 @@ async def test_confusion_matrix_navigation_modes_and_orders(fixture_root):
         # the test matrix is the default, the cursor starts on the most confused pair
         assert screen.eval_file == "eval/test_e005.npz"
         assert matrix.cursor_classes() == (BOY, GIRL)
-        info = _text(screen.query_one("#cursor-info"))
+        info = text_of(screen.query_one("#cursor-info"))
         assert "true boy" in info and "pred girl" in info and f"{GIRL_AS_BOY} girl → boy" in info
         await pilot.press("j", "j", "l")
         assert matrix.cursor_classes() == (BOY + 2, GIRL + 1)
-        assert "true " + CIFAR100_NAMES[BOY + 2] in _text(screen.query_one("#cursor-info"))
+        assert "true " + CIFAR100_NAMES[BOY + 2] in text_of(screen.query_one("#cursor-info"))
         await pilot.press("k", "h", "down", "up", "right", "left")
         assert matrix.cursor_classes() == (BOY + 1, GIRL)
         await pilot.press("pagedown")
@@ -399,7 +399,7 @@ async def test_confusion_choose_evaluation(fixture_root):
         assert screen.arrays["confusion"].sum() == 400
         select.value = "eval/val_e001.npz"
         await pilot.pause()
-        assert screen.eval_file == "eval/val_e001.npz" and "epoch 1" in _text(screen.query_one("#conf-title"))
+        assert screen.eval_file == "eval/val_e001.npz" and "epoch 1" in text_of(screen.query_one("#conf-title"))
         await pilot.press("left_square_bracket")
         await pilot.pause()
         assert screen.eval_file == "eval/val_e002.npz"
@@ -418,7 +418,7 @@ async def test_drilldown_opens_on_the_known_pair(fixture_root):
         await pilot_wait_until(pilot, lambda: screen.samples_loaded, 10, what="the drilldown's thumbnails to load")
         grid = screen.query_one(ThumbGrid)
         assert len(grid.images) == BOY_AS_GIRL and all(img is not None for img in grid.images)
-        title = _text(screen.query_one("#dd-title"))
+        title = text_of(screen.query_one("#dd-title"))
         assert f"true boy predicted as girl: {BOY_AS_GIRL} images" in title and f"girl as boy: {GIRL_AS_BOY}" in title
         probs = [float(screen.arrays["pred_prob"][i]) for i in screen.indices]
         assert probs == sorted(probs, reverse=True)  # most confident mistakes first
@@ -427,7 +427,7 @@ async def test_drilldown_opens_on_the_known_pair(fixture_root):
         assert all(screen.arrays["targets"][i] == BOY and screen.arrays["preds"][i] == GIRL for i in screen.indices)
         # half-block thumbnails are drawn
         assert "▀" in grid.render_line(0).text
-        info = _text(screen.query_one("#dd-info"))
+        info = text_of(screen.query_one("#dd-info"))
         assert "true  boy" in info and "pred  girl" in info
         await pilot.press("right")
         assert grid.selected == 1
@@ -456,7 +456,7 @@ async def test_drilldown_without_thumbnails(fixture_root, tmp_path):
         assert isinstance(screen, DrilldownScreen)
         await pilot_wait_until(pilot, lambda: screen.samples_loaded, 10, what="the drilldown's thumbnails to load")
         if len(screen.indices):
-            assert "saved no thumbnails" in _text(screen.query_one("#dd-big"))
+            assert "saved no thumbnails" in text_of(screen.query_one("#dd-big"))
 
 
 async def test_drilldown_uses_textual_image_where_the_terminal_has_graphics(fixture_root):
@@ -526,7 +526,7 @@ async def test_runs_compare(fixture_root):
         await pilot.pause()
         cmp = app.screen
         assert isinstance(cmp, CompareScreen)
-        diff = _text(cmp.query_one("#cmp-diff"))
+        diff = text_of(cmp.query_one("#cmp-diff"))
         assert "train.lr" in diff and "model.name" in diff and "resnet34" in diff
         charts = list(cmp.query(Chart))
         assert len(charts[0].series) == 2
@@ -566,7 +566,7 @@ async def test_runs_fine_tune_and_resume_load_the_config(fixture_root):
             await pilot.press("R")
             await pilot.pause()
             assert isinstance(app.screen, ConfigScreen) and app.screen.resume_dir == halfway
-            assert "resume 20250604-170000-halfway" in _text(app.screen.query_one("#cfg-source"))
+            assert "resume 20250604-170000-halfway" in text_of(app.screen.query_one("#cfg-source"))
     finally:
         (c100 / "best.pt").unlink()
         (halfway / "last.pt").unlink()
@@ -592,15 +592,6 @@ async def test_quit_without_training_exits(fixture_root):
         await pilot.press("q")
         await pilot.pause()
     assert app.return_code == 0
-
-
-def _text(widget) -> str:
-    from rich.console import Console
-
-    content = getattr(widget, "content", None)  # a Static's renderable
-    console = Console(width=200, record=True, file=open("/dev/null", "w"))
-    console.print(content if content is not None else widget.render())
-    return console.export_text()
 
 
 def _cells(strips) -> list[list[tuple[str, object]]]:
@@ -656,7 +647,7 @@ async def test_steps_reach_the_dashboard_on_the_heartbeat_without_waking_the_ui(
         await pilot_wait_until(pilot, lambda: app.live.data.last_step is not None and app.live.data.last_step.step == 3,
                                5, what="step 3 to reach the app on the heartbeat")
         assert bridge.posted == posted  # the steps waited for the heartbeat; nothing woke the UI for them
-        await pilot_wait_until(pilot, lambda: "step 3/10" in _text(app.screen.query_one("#progress")), 5,
+        await pilot_wait_until(pilot, lambda: "step 3/10" in text_of(app.screen.query_one("#progress")), 5,
                                what="the progress bar to show step 3/10")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from textual.widgets import DataTable
 
-from tui_support import DATA, REPO, make_app
+from tui_support import DATA, REPO, make_app, settle
 from tui_fixtures import BOY, GIRL
 
 C100 = "20250601-101500-cifar100-resnet34"
@@ -28,13 +28,6 @@ def in_fixture(fixture_root, monkeypatch):
     monkeypatch.chdir(fixture_root.parent)
     monkeypatch.setattr(dash, "load_findings", lambda run_dir: (FINDINGS, ""))
     return fixture_root
-
-
-async def settle(pilot) -> None:
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 def test_runs_screen(snap_compare, in_fixture):

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from support import pilot_wait_until, wait_until
-from tui_support import make_app
+from tui_support import make_app, text_of
 
 from cifartui.tui.screens.confusion import ConfusionScreen
 from cifartui.tui.screens.dashboard import DashboardScreen
@@ -53,7 +53,7 @@ async def test_training_started_from_the_app_reaches_the_finished_state(tmp_path
         assert data.run_dir is not None and (data.run_dir / "best.pt").exists() and (data.run_dir / "last.pt").exists()
         assert len(data.epochs) == 1 and data.steps, "step events reached the UI"
         assert notified.read_text() == f"{data.run_dir.name} completed"
-        await pilot_wait_until(pilot, lambda: "★1" in _text(app.screen.query_one(MetricsTable)), 10,
+        await pilot_wait_until(pilot, lambda: "★1" in text_of(app.screen.query_one(MetricsTable)), 10,
                                what="the metrics table to mark epoch 1 best")
         assert app.screen.query_one("#run-header").content is not None
         # the finished run is on the Runs screen and its confusion matrix opens
@@ -166,7 +166,7 @@ async def test_stop_key_and_keep_training(tmp_path, tiny_config, monkeypatch):
         await pilot.press("s")  # not the config screen: nothing happens
         await pilot.press("x")
         assert live.stop.is_set()
-        assert "stopping after this step" in _text(app.screen.query_one("#run-header"))  # at once, not next heartbeat
+        assert "stopping after this step" in text_of(app.screen.query_one("#run-header"))  # at once, not next heartbeat
         finish.set()
         await pilot_wait_until(pilot, lambda: live.finished, 30, what="the stopped run to end")
         await pilot.pause()
@@ -198,15 +198,15 @@ async def test_a_dataset_download_shows_its_progress_in_the_app(tmp_path, tiny_c
         await pilot_wait_until(pilot, lambda: at_40.is_set() and live.data.task is not None
                                and live.data.task[1] == 0.4, 30, what="the download at 40% in the app's data")
         # the panels refresh on the app's heartbeat, at most once per panel_interval
-        await pilot_wait_until(pilot, lambda: "40% of 161 MB" in _text(app.screen.query_one(TrainProgress)), 5,
+        await pilot_wait_until(pilot, lambda: "40% of 161 MB" in text_of(app.screen.query_one(TrainProgress)), 5,
                                what="the progress panel to show the download at 40%")
-        bar = _text(app.screen.query_one(TrainProgress))
+        bar = text_of(app.screen.query_one(TrainProgress))
         assert "Downloading CIFAR-100: 40% of 161 MB" in bar and "━" in bar
-        assert "Downloading CIFAR-100: 40%" in _text(app.screen.query_one("#run-header"))
+        assert "Downloading CIFAR-100: 40%" in text_of(app.screen.query_one("#run-header"))
         go_on.set()
         await pilot_wait_until(pilot, lambda: live.finished, 30, what="the run after the download to end")
         await pilot.pause()
-        assert live.data.task is None and "Downloading" not in _text(app.screen.query_one(TrainProgress))
+        assert live.data.task is None and "Downloading" not in text_of(app.screen.query_one(TrainProgress))
 
 
 async def test_a_crash_in_training_shows_in_the_app(tmp_path, tiny_config, monkeypatch):
@@ -226,7 +226,7 @@ async def test_a_crash_in_training_shows_in_the_app(tmp_path, tiny_config, monke
         await pilot.pause()
         assert live.data.status == "failed"
         box = app.screen.query_one("#run-error")
-        assert box.display and "boom in the forward pass" in _text(box)
+        assert box.display and "boom in the forward pass" in text_of(box)
         assert any("boom" in n.message for n in app._notifications)
         assert any("Traceback" in e["message"] or "RuntimeError" in e["message"] for e in live.data.logs)
         assert not app.training  # a new run may start
@@ -243,7 +243,7 @@ async def test_a_config_error_before_start_shows_in_the_app(tmp_path, tiny_confi
         await pilot_wait_until(pilot, lambda: live.finished, 60, what="the refused run to end")
         await pilot.pause()
         assert live.data.error is not None and "data.root" in live.data.error["message"]
-        assert "data.root" in _text(app.screen.query_one("#run-error"))
+        assert "data.root" in text_of(app.screen.query_one("#run-error"))
     assert not (tmp_path / "runs").exists() or not list((tmp_path / "runs").iterdir())  # no run folder
 
 
@@ -260,10 +260,10 @@ async def test_follow_a_run_another_process_writes(tmp_path):
             assert isinstance(app.screen, DashboardScreen)
             assert app.following is not None and app.current.status == "running"
             assert len(app.current.epochs) == 1
-            assert "following pid" in _text(app.screen.query_one("#run-header"))
+            assert "following pid" in text_of(app.screen.query_one("#run-header"))
             await pilot.press("x")  # another process trains it: asks first, escape changes nothing
             await pilot_wait_until(pilot, lambda: isinstance(app.screen, ConfirmScreen), 5, what="the stop dialog")
-            assert "trained by pid" in _text(app.screen.query_one(".dialog-body"))
+            assert "trained by pid" in text_of(app.screen.query_one(".dialog-body"))
             await pilot.press("escape")
             await pilot.pause()
             assert not (root / run_id / "stop.request").exists()
@@ -271,15 +271,6 @@ async def test_follow_a_run_another_process_writes(tmp_path):
             # the app stops following once it has read the run's end (and shows it in the same call)
             await pilot_wait_until(pilot, lambda: app.following is None, 30, what="the app to see the followed run end")
             assert app.current.status == "completed" and len(app.current.epochs) == 2
-            assert "★2" in _text(app.screen.query_one(MetricsTable))
+            assert "★2" in text_of(app.screen.query_one(MetricsTable))
     finally:
         proc.wait(timeout=30)
-
-
-def _text(widget) -> str:
-    from rich.console import Console
-
-    content = getattr(widget, "content", None)
-    console = Console(width=200, record=True, file=open("/dev/null", "w"))
-    console.print(content if content is not None else widget.render())
-    return console.export_text()
